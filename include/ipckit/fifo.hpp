@@ -1,0 +1,64 @@
+// Named pipes (FIFOs): safe creation, opening with deadlines, removal.
+//
+// Safety rules: created with mode 0600 by default; create_only fails if
+// anything exists at the path (FIFO, file, dangling symlink); open_or_create
+// accepts an existing object only if it is a FIFO owned by the caller's
+// effective uid and not a symlink (checked with lstat, then re-checked with
+// fstat on the opened fd so the object cannot be swapped in between).
+//
+// Several writers, one reader: a write of at most PIPE_BUF (4096) bytes is
+// atomic. ipckit's framed channel sends each frame in one write, and takes
+// flock(LOCK_EX) on the FIFO around larger frames, so frames from ipckit
+// writers never interleave. Writers that are not ipckit (echo, cat) must keep
+// their lines below PIPE_BUF.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "ipckit/deadline.hpp"
+#include "ipckit/fd.hpp"
+#include "ipckit/url.hpp"
+
+namespace ipckit {
+
+/// mkfifo(path, mode) honouring mode exactly (umask does not weaken or widen
+/// it). create_only: EEXIST if anything is at path. open_or_create: an
+/// existing FIFO is accepted only after the ownership checks above.
+/// Returns true if this call created the FIFO.
+bool create_fifo(const std::string& path, open_mode how = open_mode::create_only,
+                 unsigned mode = 0600);
+
+/// Opens the read end without waiting for a writer (O_NONBLOCK, O_CLOEXEC,
+/// O_NOFOLLOW); verifies it is a FIFO. With how != open_only the FIFO is
+/// created first (see create_fifo).
+unique_fd open_fifo_reader(const std::string& path, open_mode how = open_mode::open_only,
+                           unsigned mode = 0600);
+
+/// Opens the write end, waiting until a reader exists or the deadline passes
+/// (nullopt: nobody is reading). Opening a FIFO for writing has no pollable
+/// event, so the wait retries ENXIO with a short backoff (<= 10 ms).
+/// Throws if the path does not exist or is not a FIFO.
+std::optional<unique_fd> open_fifo_writer(const std::string& path,
+                                          const deadline& until = deadline::never());
+
+/// Removes the FIFO at path; false if nothing was there. Refuses (EINVAL) to
+/// remove something that is not a FIFO.
+bool remove_fifo(const std::string& path);
+
+/// Removes a FIFO when it goes out of scope (errors ignored).
+class fifo_remover {
+public:
+    explicit fifo_remover(std::string path) : path_(std::move(path)) {}
+    fifo_remover(fifo_remover&& o) noexcept : path_(std::move(o.path_)) { o.path_.clear(); }
+    fifo_remover(const fifo_remover&) = delete;
+    fifo_remover& operator=(const fifo_remover&) = delete;
+    ~fifo_remover();
+    /// Keeps the FIFO.
+    void release() noexcept { path_.clear(); }
+
+private:
+    std::string path_;
+};
+
+}  // namespace ipckit

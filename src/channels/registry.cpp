@@ -1,0 +1,52 @@
+// Maps each URL scheme to its transport. A scheme that parses but has no
+// factory here says so (ENOSYS) instead of failing obscurely.
+#include <array>
+#include <string_view>
+
+#include "channels/factories.hpp"
+#include "ipckit/error.hpp"
+
+namespace ipckit {
+namespace {
+
+struct transport_entry {
+    std::string_view scheme;
+    detail::channel_factory factory;
+};
+
+constexpr std::array transports{
+    transport_entry{"stdio", &detail::open_stdio_channel},
+    transport_entry{"fifo", &detail::open_fifo_channel},
+    transport_entry{"mq", nullptr},
+    transport_entry{"sysvmq", nullptr},
+    transport_entry{"unix", nullptr},
+    transport_entry{"tcp", nullptr},
+    transport_entry{"udp", nullptr},
+    transport_entry{"shm", nullptr},
+};
+
+}  // namespace
+
+std::unique_ptr<channel> open_channel(std::string_view text, channel_role role,
+                                      const open_options& options) {
+    url u = parse_url(text);
+    for (const auto& t : transports) {
+        if (t.scheme != u.scheme) continue;
+        if (t.factory == nullptr)
+            throw_error(ENOSYS, "open", u.text,
+                        "the " + u.scheme + ": transport is not built into this ipckit yet");
+        return t.factory(u, role, options);
+    }
+    throw_error(ENOSYS, "open", u.text, "unknown scheme");  // parse_url rejects these first
+}
+
+const char* to_string(io_status s) noexcept {
+    switch (s) {
+        case io_status::ok: return "ok";
+        case io_status::timed_out: return "timed out";
+        case io_status::closed: return "closed";
+    }
+    return "?";
+}
+
+}  // namespace ipckit

@@ -1,0 +1,290 @@
+#include "channels/stream_channel.hpp"
+
+#include <limits.h>
+#include <sys/file.h>
+#include <sys/uio.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "detail/syscall.hpp"
+#include "ipckit/error.hpp"
+
+namespace ipckit::detail {
+namespace {
+
+constexpr std::size_t kReadChunk = 64 * 1024;
+
+io_status to_status(io_outcome o) {
+    switch (o) {
+        case io_outcome::ok: return io_status::ok;
+        case io_outcome::timed_out: return io_status::timed_out;
+        case io_outcome::closed: return io_status::closed;
+    }
+    return io_status::closed;
+}
+
+// Holds flock(LOCK_EX) on fd for its lifetime.
+class flock_guard {
+public:
+    explicit flock_guard(int fd, std::string_view object) : fd_(fd) {
+        if (retry_eintr([&] { return ::flock(fd_, LOCK_EX); }) < 0) throw_errno("flock", object);
+    }
+    ~flock_guard() { ::flock(fd_, LOCK_UN); }
+    flock_guard(const flock_guard&) = delete;
+    flock_guard& operator=(const flock_guard&) = delete;
+
+private:
+    int fd_;
+};
+
+}  // namespace
+
+void encode_frame_header(std::uint32_t n, unsigned char out[frame_header_size]) noexcept {
+    out[0] = static_cast<unsigned char>(n);
+    out[1] = static_cast<unsigned char>(n >> 8);
+    out[2] = static_cast<unsigned char>(n >> 16);
+    out[3] = static_cast<unsigned char>(n >> 24);
+}
+
+std::uint32_t decode_frame_header(const unsigned char in[frame_header_size]) noexcept {
+    return static_cast<std::uint32_t>(in[0]) | static_cast<std::uint32_t>(in[1]) << 8 |
+           static_cast<std::uint32_t>(in[2]) << 16 | static_cast<std::uint32_t>(in[3]) << 24;
+}
+
+frame_decoder::frame_decoder(framing mode, std::size_t max_message, std::string name)
+    : mode_(mode), max_(max_message), name_(std::move(name)) {}
+
+std::size_t frame_decoder::feed(const char* data, std::size_t size) {
+    if (ready_) return 0;
+    std::size_t used = 0;
+    if (mode_ == framing::raw) {
+        partial_.assign(data, std::min(size, max_));
+        ready_ = true;
+        return partial_.size();
+    }
+    if (mode_ == framing::line) {
+        const void* nl = std::memchr(data, '\n', size);
+        std::size_t take = nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - data) : size;
+        if (partial_.size() + take > max_)
+            throw_error(EMSGSIZE, "receive", name_,
+                        "line longer than max_message " + std::to_string(max_) + " bytes");
+        partial_.append(data, take);
+        if (nl) {
+            ready_ = true;
+            return take + 1;
+        }
+        return take;
+    }
+    while (used < size && !ready_) {
+        if (!in_payload_) {
+            std::size_t n = std::min(frame_header_size - header_got_, size - used);
+            std::memcpy(header_ + header_got_, data + used, n);
+            header_got_ += n;
+            used += n;
+            if (header_got_ < frame_header_size) break;
+            expected_ = decode_frame_header(header_);
+            header_got_ = 0;
+            // Checked before any allocation: a hostile length costs nothing.
+            if (expected_ > max_)
+                throw_error(EMSGSIZE, "receive", name_,
+                            "frame announces " + std::to_string(expected_) +
+                                " bytes, max_message is " + std::to_string(max_));
+            partial_.clear();
+            in_payload_ = true;
+            if (expected_ == 0) {
+                in_payload_ = false;
+                ready_ = true;
+                break;
+            }
+            partial_.reserve(expected_);
+        }
+        std::size_t n = std::min(expected_ - partial_.size(), size - used);
+        partial_.append(data + used, n);
+        used += n;
+        if (partial_.size() == expected_) {
+            in_payload_ = false;
+            ready_ = true;
+        }
+    }
+    return used;
+}
+
+void frame_decoder::take(std::string& out) {
+    out.swap(partial_);
+    partial_.clear();
+    ready_ = false;
+}
+
+bool frame_decoder::at_boundary() const noexcept {
+    return !ready_ && !in_payload_ && header_got_ == 0 && partial_.empty();
+}
+
+bool frame_decoder::finish_at_eof() {
+    if (mode_ == framing::line && !partial_.empty()) {
+        ready_ = true;
+        return true;
+    }
+    return false;
+}
+
+std::size_t frame_decoder::payload_bytes_missing() const noexcept {
+    return in_payload_ ? expected_ - partial_.size() : 0;
+}
+
+void frame_decoder::note_direct_read(std::size_t n) {
+    if (partial_.size() == expected_ && in_payload_) {
+        in_payload_ = false;
+        ready_ = true;
+    }
+    (void)n;
+}
+
+stream_channel::stream_channel(std::string name, unique_fd read_fd, unique_fd write_fd,
+                               const stream_options& options)
+    : name_(std::move(name)),
+      options_(options),
+      owned_read_(std::move(read_fd)),
+      owned_write_(std::move(write_fd)),
+      read_fd_(owned_read_.get()),
+      write_fd_(owned_write_.get()),
+      decoder_(options.frame, options.max_message, name_) {
+    if (options_.make_nonblocking) {
+        if (read_fd_ >= 0) set_nonblocking(read_fd_, true);
+        if (write_fd_ >= 0) set_nonblocking(write_fd_, true);
+    }
+}
+
+stream_channel::stream_channel(std::string name, unique_fd fd, const stream_options& options)
+    : stream_channel(std::move(name), std::move(fd), unique_fd{}, options) {
+    write_fd_ = read_fd_;
+}
+
+stream_channel::~stream_channel() {
+    if (!cleanup_) return;
+    try {
+        cleanup_();
+    } catch (...) {
+    }
+}
+
+io_status stream_channel::send(std::string_view payload, const deadline& until,
+                               std::optional<long> /*tag: streams carry none*/) {
+    if (write_fd_ < 0) throw_error(EBADF, "send", name_, "channel is receive-only");
+    if (payload.size() > options_.max_message)
+        throw_error(EMSGSIZE, "send", name_,
+                    "message is " + std::to_string(payload.size()) + " bytes, max_message is " +
+                        std::to_string(options_.max_message));
+    if (options_.frame == framing::line && payload.find('\n') != std::string_view::npos)
+        throw_error(EINVAL, "send", name_, "frame=line cannot carry a message containing '\\n'");
+
+    // Header (or trailing newline) and payload go out in one write when small,
+    // so a frame up to PIPE_BUF is atomic on a pipe shared by several writers.
+    sendbuf_.clear();
+    if (options_.frame == framing::length) {
+        unsigned char hdr[frame_header_size];
+        encode_frame_header(static_cast<std::uint32_t>(payload.size()), hdr);
+        sendbuf_.append(reinterpret_cast<const char*>(hdr), frame_header_size);
+    }
+    const std::size_t trailer = options_.frame == framing::line ? 1 : 0;
+    const std::size_t total = sendbuf_.size() + payload.size() + trailer;
+    auto bytes = [](std::string_view s) { return std::as_bytes(std::span(s.data(), s.size())); };
+
+    std::optional<flock_guard> lock;
+    if (options_.lock_large_writes && total > PIPE_BUF) lock.emplace(write_fd_, name_);
+
+    io_outcome r;
+    std::size_t written = 0;
+    if (total <= kReadChunk) {
+        sendbuf_.append(payload);
+        if (trailer) sendbuf_.push_back('\n');
+        r = write_all(write_fd_, bytes(sendbuf_), until, name_, &written);
+        if (r == io_outcome::timed_out && written > 0)  // never leave a torn frame
+            r = write_all(write_fd_, bytes(sendbuf_).subspan(written), deadline::never(), name_);
+        return to_status(r);
+    }
+    // Large message: no copy into sendbuf_. Once the first byte is out, the
+    // frame is finished without deadline so the stream stays in sync.
+    r = write_all(write_fd_, bytes(sendbuf_), until, name_, &written);
+    if (r == io_outcome::timed_out && written == 0) return io_status::timed_out;
+    if (r == io_outcome::timed_out)
+        r = write_all(write_fd_, bytes(sendbuf_).subspan(written), deadline::never(), name_);
+    if (r == io_outcome::ok) {
+        written = 0;
+        r = write_all(write_fd_, bytes(payload), until, name_, &written);
+        if (r == io_outcome::timed_out)
+            r = write_all(write_fd_, bytes(payload).subspan(written), deadline::never(), name_);
+    }
+    if (r == io_outcome::ok && trailer)
+        r = write_all(write_fd_, bytes("\n"), deadline::never(), name_);
+    return to_status(r);
+}
+
+io_status stream_channel::fill(const deadline& until) {
+    if (inbuf_.empty()) inbuf_.resize(kReadChunk);
+    if (in_begin_ == in_end_) in_begin_ = in_end_ = 0;
+    if (!options_.make_nonblocking && !until.is_never()) {
+        auto w = wait_readable(read_fd_, until, name_);
+        if (w != io_outcome::ok) return to_status(w);
+    }
+    std::size_t got = 0;
+    auto span = std::as_writable_bytes(std::span(inbuf_.data() + in_end_, inbuf_.size() - in_end_));
+    auto r = read_some(read_fd_, span, until, name_, got);
+    if (r != io_outcome::ok) return to_status(r);
+    if (got == 0) {
+        eof_ = true;
+        return io_status::closed;
+    }
+    in_end_ += got;
+    return io_status::ok;
+}
+
+io_status stream_channel::receive(message& out, const deadline& until) {
+    if (read_fd_ < 0) throw_error(EBADF, "receive", name_, "channel is send-only");
+    out.tag.reset();
+    for (;;) {
+        if (in_begin_ < in_end_) {
+            in_begin_ += decoder_.feed(inbuf_.data() + in_begin_, in_end_ - in_begin_);
+        }
+        if (decoder_.message_ready()) {
+            decoder_.take(out.payload);
+            return io_status::ok;
+        }
+        if (eof_) {
+            if (decoder_.finish_at_eof()) {
+                decoder_.take(out.payload);
+                return io_status::ok;
+            }
+            return io_status::closed;  // a torn frame is never delivered
+        }
+        // Large payload: read the rest straight into the message buffer.
+        if (std::size_t missing = decoder_.payload_bytes_missing(); missing > kReadChunk) {
+            std::string& buf = decoder_.partial();
+            std::size_t old = buf.size();
+            buf.resize(old + missing);
+            std::size_t got = 0;
+            auto span = std::as_writable_bytes(std::span(buf.data() + old, missing));
+            if (!options_.make_nonblocking && !until.is_never()) {
+                auto w = wait_readable(read_fd_, until, name_);
+                if (w != io_outcome::ok) {
+                    buf.resize(old);
+                    return to_status(w);
+                }
+            }
+            auto r = read_some(read_fd_, span, until, name_, got);
+            buf.resize(old + got);
+            if (r != io_outcome::ok) return to_status(r);
+            if (got == 0) {
+                eof_ = true;
+                return io_status::closed;
+            }
+            decoder_.note_direct_read(got);
+            continue;
+        }
+        auto st = fill(until);
+        if (st == io_status::closed && eof_) continue;  // deliver what EOF completes
+        if (st != io_status::ok) return st;
+    }
+}
+
+}  // namespace ipckit::detail

@@ -1,0 +1,115 @@
+// Private: a message channel over a byte stream (pipe, FIFO, stream socket,
+// stdio). Frames each message as a 4-byte little-endian length + payload, or
+// one message per line, or no framing (raw). Used by every stream transport.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "ipckit/channel.hpp"
+#include "ipckit/fd.hpp"
+#include "ipckit/url.hpp"
+
+namespace ipckit::detail {
+
+/// Size of the length prefix of framing::length.
+inline constexpr std::size_t frame_header_size = 4;
+
+/// Encodes n as the 4-byte little-endian frame header.
+void encode_frame_header(std::uint32_t n, unsigned char out[frame_header_size]) noexcept;
+std::uint32_t decode_frame_header(const unsigned char in[frame_header_size]) noexcept;
+
+/// Incremental decoder for framing::length and framing::line: feed any
+/// chunking of the stream, get the same messages. A header announcing more
+/// than max_message throws ipckit::error(EMSGSIZE) before any allocation.
+class frame_decoder {
+public:
+    frame_decoder(framing mode, std::size_t max_message, std::string name);
+
+    /// Consumes up to data.size() bytes; stops after completing one message
+    /// (then message_ready() is true). Returns the bytes consumed.
+    std::size_t feed(const char* data, std::size_t size);
+    bool message_ready() const noexcept { return ready_; }
+    /// Moves the completed message into out (swapping buffers for reuse).
+    void take(std::string& out);
+    /// True between messages (no partial header or payload buffered).
+    bool at_boundary() const noexcept;
+    /// At end of stream: line mode turns an unterminated last line into a
+    /// message (returns true); length mode never delivers a torn frame.
+    bool finish_at_eof();
+    /// Bytes still needed to complete the current length-framed payload
+    /// (0 when not inside a payload).
+    std::size_t payload_bytes_missing() const noexcept;
+    /// Direct access for large payloads: the buffer being filled.
+    std::string& partial() noexcept { return partial_; }
+    void note_direct_read(std::size_t n);
+
+private:
+    framing mode_;
+    std::size_t max_;
+    std::string name_;
+    unsigned char header_[frame_header_size]{};
+    std::size_t header_got_ = 0;
+    std::size_t expected_ = 0;  // payload length once the header is complete
+    bool in_payload_ = false;
+    bool ready_ = false;
+    std::string partial_;
+};
+
+/// Options for stream_channel.
+struct stream_options {
+    framing frame = framing::length;
+    std::size_t max_message = default_max_message;
+    /// Put the fds in O_NONBLOCK mode (needed to honour send deadlines). Off
+    /// for stdio, whose file descriptions are shared with the terminal.
+    bool make_nonblocking = true;
+    /// FIFOs shared by several writers: a frame larger than PIPE_BUF is written
+    /// under flock(LOCK_EX) on the write fd so frames never interleave (writes
+    /// up to PIPE_BUF are atomic by themselves).
+    bool lock_large_writes = false;
+};
+
+/// A channel over a read fd and a write fd (either may be absent, or both the
+/// same bidirectional fd).
+class stream_channel final : public channel {
+public:
+    stream_channel(std::string name, unique_fd read_fd, unique_fd write_fd,
+                   const stream_options& options);
+    /// One bidirectional fd (socket, socketpair end).
+    stream_channel(std::string name, unique_fd fd, const stream_options& options);
+
+    io_status send(std::string_view payload, const deadline& until = deadline::never(),
+                   std::optional<long> tag = std::nullopt) override;
+    io_status receive(message& out, const deadline& until = deadline::never()) override;
+    std::size_t max_message() const noexcept override { return options_.max_message; }
+    const std::string& name() const noexcept override { return name_; }
+    int poll_fd() const noexcept override { return read_fd_; }
+
+    /// Extra fd kept open for the channel's lifetime (e.g. a FIFO reader's
+    /// keep-alive write end, so the reader never sees EOF between writers).
+    void keep_open(unique_fd fd) { keep_ = std::move(fd); }
+    /// Runs when the channel is destroyed (e.g. removing a FIFO or socket
+    /// file this channel created). Exceptions from it are swallowed.
+    void on_close(std::function<void()> cleanup) { cleanup_ = std::move(cleanup); }
+    ~stream_channel() override;
+
+private:
+    io_status fill(const deadline& until);
+
+    std::string name_;
+    stream_options options_;
+    unique_fd owned_read_, owned_write_, keep_;
+    int read_fd_ = -1;
+    int write_fd_ = -1;
+    frame_decoder decoder_;
+    std::vector<char> inbuf_;
+    std::size_t in_begin_ = 0, in_end_ = 0;
+    bool eof_ = false;
+    std::string sendbuf_;
+    std::function<void()> cleanup_;
+};
+
+}  // namespace ipckit::detail

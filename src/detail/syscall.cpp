@@ -1,0 +1,168 @@
+#include "detail/syscall.hpp"
+
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ipckit/error.hpp"
+
+namespace ipckit::detail {
+namespace {
+
+io_outcome wait_for(int fd, short events, const deadline& until, std::string_view object,
+                    short* revents_out) {
+    for (;;) {
+        pollfd p{fd, events, 0};
+        int r = ::poll(&p, 1, until.poll_timeout_ms());
+        if (r < 0) {
+            if (errno == EINTR) continue;  // time left is recomputed on the next turn
+            throw_errno("poll", object);
+        }
+        if (r == 0) {
+            if (until.expired()) return io_outcome::timed_out;
+            continue;  // woke up early (rounding): wait for the rest
+        }
+        if (p.revents & POLLNVAL) throw_error(EBADF, "poll", object);
+        if (revents_out) *revents_out = p.revents;
+        return io_outcome::ok;
+    }
+}
+
+bool is_socket(int fd) {
+    struct stat st{};
+    return ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+}  // namespace
+
+io_outcome wait_readable(int fd, const deadline& until, std::string_view object) {
+    return wait_for(fd, POLLIN, until, object, nullptr);
+}
+
+io_outcome wait_writable(int fd, const deadline& until, std::string_view object) {
+    short revents = 0;
+    auto r = wait_for(fd, POLLOUT, until, object, &revents);
+    if (r == io_outcome::ok && !(revents & POLLOUT) && (revents & (POLLERR | POLLHUP)))
+        return io_outcome::closed;
+    return r;
+}
+
+io_outcome write_all(int fd, std::span<const std::byte> buf, const deadline& until,
+                     std::string_view object, std::size_t* written) {
+    const bool sock = is_socket(fd);
+    std::size_t done = 0;
+    auto report = [&](io_outcome o) {
+        if (written) *written = done;
+        return o;
+    };
+    while (done < buf.size()) {
+        ssize_t n;
+        if (sock) {
+            n = ::send(fd, buf.data() + done, buf.size() - done, MSG_NOSIGNAL);
+        } else {
+            sigpipe_guard guard;
+            n = ::write(fd, buf.data() + done, buf.size() - done);
+        }
+        if (n >= 0) {
+            done += static_cast<std::size_t>(n);
+            continue;
+        }
+        switch (errno) {
+            case EINTR:
+                continue;
+            case EAGAIN: {
+                auto w = wait_writable(fd, until, object);
+                if (w != io_outcome::ok) return report(w);
+                continue;
+            }
+            case EPIPE:
+            case ECONNRESET:
+                return report(io_outcome::closed);
+            default:
+                throw_errno("write", object);
+        }
+    }
+    return report(io_outcome::ok);
+}
+
+io_outcome read_some(int fd, std::span<std::byte> buf, const deadline& until,
+                     std::string_view object, std::size_t& got) {
+    got = 0;
+    for (;;) {
+        ssize_t n = ::read(fd, buf.data(), buf.size());
+        if (n >= 0) {
+            got = static_cast<std::size_t>(n);
+            return io_outcome::ok;
+        }
+        if (errno == EINTR) continue;
+        if (errno == ECONNRESET) return io_outcome::ok;  // reset reads as EOF (got == 0)
+        if (errno != EAGAIN) throw_errno("read", object);
+        auto w = wait_readable(fd, until, object);
+        if (w != io_outcome::ok) return w;
+    }
+}
+
+io_outcome read_exact(int fd, std::span<std::byte> buf, const deadline& until,
+                      std::string_view object, std::size_t* got) {
+    std::size_t done = 0;
+    while (done < buf.size()) {
+        // Wait first so a blocking fd never blocks past the deadline.
+        if (!until.is_never()) {
+            auto w = wait_readable(fd, until, object);
+            if (w != io_outcome::ok) {
+                if (got) *got = done;
+                return w;
+            }
+        }
+        std::size_t n = 0;
+        auto r = read_some(fd, buf.subspan(done), until, object, n);
+        if (r != io_outcome::ok) {
+            if (got) *got = done;
+            return r;
+        }
+        if (n == 0) {
+            if (got) *got = done;
+            return io_outcome::closed;
+        }
+        done += n;
+    }
+    if (got) *got = done;
+    return io_outcome::ok;
+}
+
+sigpipe_guard::sigpipe_guard() noexcept {
+    sigset_t pending;
+    sigemptyset(&pending);
+    sigpending(&pending);
+    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    was_blocked_ = sigismember(&old, SIGPIPE) == 1;
+}
+
+sigpipe_guard::~sigpipe_guard() {
+    const int saved_errno = errno;  // callers inspect the write's errno afterwards
+    if (!was_pending_) {
+        // Consume a SIGPIPE our write raised so it is not delivered on unblock.
+        sigset_t pipe_only;
+        sigemptyset(&pipe_only);
+        sigaddset(&pipe_only, SIGPIPE);
+        timespec zero{0, 0};
+        while (sigtimedwait(&pipe_only, nullptr, &zero) == -1 && errno == EINTR) {
+        }
+    }
+    if (!was_blocked_) {
+        sigset_t unblock;
+        sigemptyset(&unblock);
+        sigaddset(&unblock, SIGPIPE);
+        pthread_sigmask(SIG_UNBLOCK, &unblock, nullptr);
+    }
+    errno = saved_errno;
+}
+
+}  // namespace ipckit::detail

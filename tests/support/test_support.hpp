@@ -1,0 +1,60 @@
+// Helpers shared by every test: unique object names, forked children that are
+// always reaped (with a timeout), and running the built ipckit binary.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ipckit/pipe.hpp"
+
+namespace ipckit::test {
+
+/// "<prefix>-<pid>-<counter>-<random>": unique across parallel test runs.
+std::string unique_name(std::string_view prefix);
+
+/// A unique path under /tmp (nothing is created there).
+std::string unique_path(std::string_view prefix);
+
+/// A forked child running body(); its return value is the exit code, an
+/// escaped exception exits 99 after printing what() to stderr. The destructor
+/// SIGKILLs and reaps a child still running, so a failing test leaks nothing.
+class forked_child {
+public:
+    explicit forked_child(std::function<int()> body);
+    forked_child(const forked_child&) = delete;
+    forked_child& operator=(const forked_child&) = delete;
+    ~forked_child();
+
+    pid_t pid() const noexcept { return pid_; }
+    /// Waits up to timeout; on timeout kills the child and returns nullopt.
+    std::optional<exit_status> wait(std::chrono::milliseconds timeout = std::chrono::seconds(20));
+
+private:
+    pid_t pid_ = -1;
+};
+
+/// Runs the built `ipckit` binary with args (timeout 30 s by default).
+run_result run_ipckit(const std::vector<std::string>& args, std::string_view input = {},
+                      std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+/// Path of the built ipckit binary.
+std::string ipckit_binary();
+
+/// Removes a file on scope exit (unlink errors ignored).
+class scoped_unlink {
+public:
+    explicit scoped_unlink(std::string path) : path_(std::move(path)) {}
+    ~scoped_unlink();
+    const std::string& path() const noexcept { return path_; }
+
+private:
+    std::string path_;
+};
+
+}  // namespace ipckit::test

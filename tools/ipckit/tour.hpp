@@ -1,0 +1,36 @@
+// `ipckit tour`: every mechanism run live in real processes, one line per check.
+// Each mechanism contributes tour_checks_<mechanism>() from tour_<mechanism>.cpp
+// and one line in cmd_tour.cpp's list.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace ipckit::cli {
+
+/// One live check. run() does the work in real processes and returns a short
+/// detail for the report ("3 messages, 15 bytes"); it throws on failure.
+struct tour_check {
+    std::string mechanism;    ///< "pipe", "fifo", "signal", ...
+    std::string description;  ///< "parent -> child, 3 messages"
+    std::function<std::string()> run;
+};
+
+/// Runs body in a forked child and waits for it (SIGKILL after timeout).
+/// Returns the child's exit code; throws std::runtime_error on timeout or
+/// death by signal, naming what. The child's exceptions print and exit 99.
+int run_in_child(const std::function<int()>& body,
+                 std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+/// Throws std::runtime_error(what) unless condition holds.
+void tour_expect(bool condition, const std::string& what);
+
+/// Unique names for objects a check creates ("ipckit-tour-<pid>-<n>").
+std::string tour_name(const std::string& kind);
+
+std::vector<tour_check> tour_checks_pipes();
+std::vector<tour_check> tour_checks_fifos();
+
+}  // namespace ipckit::cli
