@@ -12,7 +12,22 @@ constexpr std::size_t kSunPathMax = 108;  // sizeof(sockaddr_un::sun_path)
 constexpr std::size_t kPosixNameMax = NAME_MAX;
 constexpr std::uint64_t kMaxMessageLimit = std::numeric_limits<std::uint32_t>::max() - 1;
 
-std::string quote(std::string_view part) { return "'" + std::string(part) + "'"; }
+// Fix (foundation tests): control bytes are shown as \xHH. A NUL quoted
+// verbatim cut what() short, hiding the reason from every caller.
+std::string quote(std::string_view part) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string out = "'";
+    for (unsigned char c : part) {
+        if (c < 0x20 || c == 0x7f) {
+            out += "\\x";
+            out += kHex[c >> 4];
+            out += kHex[c & 0xf];
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out + "'";
+}
 
 [[noreturn]] void fail(std::string_view text, std::size_t pos, std::size_t len,
                        const std::string& reason) {

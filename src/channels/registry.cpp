@@ -17,12 +17,12 @@ struct transport_entry {
 constexpr std::array transports{
     transport_entry{"stdio", &detail::open_stdio_channel},
     transport_entry{"fifo", &detail::open_fifo_channel},
-    transport_entry{"mq", nullptr},
-    transport_entry{"sysvmq", nullptr},
-    transport_entry{"unix", nullptr},
-    transport_entry{"tcp", nullptr},
-    transport_entry{"udp", nullptr},
-    transport_entry{"shm", nullptr},
+    transport_entry{"mq", &detail::open_mq_channel},
+    transport_entry{"sysvmq", &detail::open_sysvmq_channel},
+    transport_entry{"unix", &detail::open_unix_channel},
+    transport_entry{"tcp", &detail::open_tcp_channel},
+    transport_entry{"udp", &detail::open_udp_channel},
+    transport_entry{"shm", &detail::open_shm_channel},
 };
 
 }  // namespace

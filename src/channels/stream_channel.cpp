@@ -24,11 +24,11 @@ io_status to_status(io_outcome o) {
     return io_status::closed;
 }
 
-// Holds flock(LOCK_EX) on fd for its lifetime.
+// Holds flock(how) on fd for its lifetime.
 class flock_guard {
 public:
-    explicit flock_guard(int fd, std::string_view object) : fd_(fd) {
-        if (retry_eintr([&] { return ::flock(fd_, LOCK_EX); }) < 0) throw_errno("flock", object);
+    flock_guard(int fd, int how, std::string_view object) : fd_(fd) {
+        if (retry_eintr([&] { return ::flock(fd_, how); }) < 0) throw_errno("flock", object);
     }
     ~flock_guard() { ::flock(fd_, LOCK_UN); }
     flock_guard(const flock_guard&) = delete;
@@ -37,6 +37,18 @@ public:
 private:
     int fd_;
 };
+
+// Makes room for `wanted` bytes in s allocating exactly that much: plain
+// reserve()/append() may double the capacity, i.e. allocate up to twice
+// max_message for a hostile peer. (Fix by the foundation tests: the decoder
+// must never allocate beyond max_message.)
+void grow_exact(std::string& s, std::size_t wanted) {
+    if (wanted <= s.capacity()) return;
+    std::string bigger;
+    bigger.reserve(wanted);
+    bigger.append(s);
+    s.swap(bigger);
+}
 
 }  // namespace
 
@@ -59,6 +71,9 @@ std::size_t frame_decoder::feed(const char* data, std::size_t size) {
     if (ready_) return 0;
     std::size_t used = 0;
     if (mode_ == framing::raw) {
+        if (size == 0) return 0;  // fix: an empty feed is not an empty message
+        partial_.clear();
+        grow_exact(partial_, std::min(size, max_));
         partial_.assign(data, std::min(size, max_));
         ready_ = true;
         return partial_.size();
@@ -69,6 +84,9 @@ std::size_t frame_decoder::feed(const char* data, std::size_t size) {
         if (partial_.size() + take > max_)
             throw_error(EMSGSIZE, "receive", name_,
                         "line longer than max_message " + std::to_string(max_) + " bytes");
+        if (partial_.size() + take > partial_.capacity())  // fix: grow, but never past max_
+            grow_exact(partial_, std::min(max_, std::max(2 * partial_.capacity(),
+                                                         partial_.size() + take)));
         partial_.append(data, take);
         if (nl) {
             ready_ = true;
@@ -97,7 +115,7 @@ std::size_t frame_decoder::feed(const char* data, std::size_t size) {
                 ready_ = true;
                 break;
             }
-            partial_.reserve(expected_);
+            grow_exact(partial_, expected_);  // fix: was reserve(), which may double
         }
         std::size_t n = std::min(expected_ - partial_.size(), size - used);
         partial_.append(data + used, n);
@@ -190,8 +208,14 @@ io_status stream_channel::send(std::string_view payload, const deadline& until,
     const std::size_t total = sendbuf_.size() + payload.size() + trailer;
     auto bytes = [](std::string_view s) { return std::as_bytes(std::span(s.data(), s.size())); };
 
+    // Fix (found by the foundation's concurrent-writers test): a small frame
+    // is one atomic write, but it can still land *between* the partial writes
+    // of another writer's large frame, which only held LOCK_EX against other
+    // large frames. Small frames now take LOCK_SH (they do not exclude each
+    // other, their writes are atomic) and large frames LOCK_EX.
     std::optional<flock_guard> lock;
-    if (options_.lock_large_writes && total > PIPE_BUF) lock.emplace(write_fd_, name_);
+    if (options_.lock_large_writes)
+        lock.emplace(write_fd_, total > PIPE_BUF ? LOCK_EX : LOCK_SH, name_);
 
     io_outcome r;
     std::size_t written = 0;

@@ -50,5 +50,7 @@ void register_bridge(CLI::App& app, verb& v);
 void register_signal(CLI::App& app, verb& v);
 void register_bench(CLI::App& app, verb& v);
 void register_chat(CLI::App& app, verb& v);
+void register_ls(CLI::App& app, verb& v);
+void register_rm(CLI::App& app, verb& v);
 
 }  // namespace ipckit::cli

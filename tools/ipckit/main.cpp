@@ -28,9 +28,20 @@ int main(int argc, char** argv) {
     app.footer(kFooter);
     app.require_subcommand(1);
 
-    std::vector<verb> verbs(16);
-    std::size_t n = 0;
-    for (auto reg : {&register_tour, &register_send, &register_recv}) reg(app, verbs.at(n++));
+    // One line per verb; the order is the order of `ipckit --help`.
+    const std::vector<void (*)(CLI::App&, verb&)> registrations{
+        &register_tour,
+        &register_send,
+        &register_recv,
+        &register_bridge,
+        &register_signal,
+        &register_chat,
+        &register_bench,
+        &register_ls,
+        &register_rm,
+    };
+    std::vector<verb> verbs(registrations.size());
+    for (std::size_t i = 0; i < registrations.size(); ++i) registrations[i](app, verbs[i]);
 
     try {
         app.parse(argc, argv);

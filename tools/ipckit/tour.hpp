@@ -30,7 +30,11 @@ void tour_expect(bool condition, const std::string& what);
 /// Unique names for objects a check creates ("ipckit-tour-<pid>-<n>").
 std::string tour_name(const std::string& kind);
 
+std::vector<tour_check> tour_checks_signals();
 std::vector<tour_check> tour_checks_pipes();
 std::vector<tour_check> tour_checks_fifos();
+std::vector<tour_check> tour_checks_mqueue();
+std::vector<tour_check> tour_checks_sockets();
+std::vector<tour_check> tour_checks_shm();
 
 }  // namespace ipckit::cli

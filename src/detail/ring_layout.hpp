@@ -1,0 +1,76 @@
+// Private: the shared-memory layout of ipckit::ring (version 1). Every field a
+// peer may write concurrently is a std::atomic (lock-free, address-free, so it
+// works across processes); the rest is written once before the magic.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "ipckit/ring.hpp"
+
+namespace ipckit {
+
+inline constexpr std::size_t ring_cache_line = 64;
+inline constexpr std::uint64_t ring_magic = 0x31474e49524b5049ull;  // "IPKRING1" little-endian
+inline constexpr std::uint32_t ring_version = 1;
+inline constexpr std::size_t ring_max_peers = 16;
+inline constexpr std::size_t ring_min_spsc_capacity = 64;
+inline constexpr std::size_t ring_max_capacity = std::size_t{1} << 40;
+inline constexpr std::size_t ring_max_slot_size = std::size_t{1} << 30;
+
+/// The header at offset 0 of the mapping; data follows at sizeof(layout).
+struct ring::layout {
+    // Geometry: written once by format(), magic last (release).
+    std::atomic<std::uint64_t> magic;
+    std::uint32_t version;
+    std::uint32_t kind;
+    std::uint32_t header_size;
+    std::uint32_t slot_stride;  // mpmc: bytes per slot including its header
+    std::uint64_t capacity;     // spsc: data bytes; mpmc: slots
+    std::uint64_t slot_size;    // mpmc: payload bytes per slot
+    std::uint64_t total_size;   // header + data
+    std::int32_t creator_pid;
+
+    // Producer line: the write index (bytes for spsc, slots for mpmc).
+    alignas(ring_cache_line) std::atomic<std::uint64_t> head;
+    // Consumer line: the read index.
+    alignas(ring_cache_line) std::atomic<std::uint64_t> tail;
+    // Consumers sleep on data_seq while consumer_waiters > 0.
+    alignas(ring_cache_line) std::atomic<std::uint32_t> data_seq;
+    std::atomic<std::uint32_t> consumer_waiters;
+    // Producers sleep on space_seq while producer_waiters > 0.
+    alignas(ring_cache_line) std::atomic<std::uint32_t> space_seq;
+    std::atomic<std::uint32_t> producer_waiters;
+    // Attached peers (pid, 0 = free) and whether any ever attached.
+    alignas(ring_cache_line) std::atomic<std::int32_t> producers[ring_max_peers];
+    std::atomic<std::uint32_t> producers_seen;
+    alignas(ring_cache_line) std::atomic<std::int32_t> consumers[ring_max_peers];
+    std::atomic<std::uint32_t> consumers_seen;
+};
+
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+static_assert(std::atomic<std::int32_t>::is_always_lock_free);
+static_assert(sizeof(ring::layout) % ring_cache_line == 0);
+
+/// spsc record header, 8-byte aligned in the data area; payload follows.
+struct ring_record {
+    std::uint32_t length;
+    std::uint32_t flags;  // ring_record_pad: skip to the end of the data area
+};
+inline constexpr std::uint32_t ring_record_pad = 1;
+inline constexpr std::size_t ring_record_size = sizeof(ring_record);
+
+/// mpmc slot header; payload follows. seq is the Vyukov sequence number:
+/// == pos (free for the producer of lap pos), == pos + 1 (committed).
+struct ring_slot {
+    std::atomic<std::uint64_t> seq;
+    std::uint32_t length;             // ring_slot_abandoned: skip
+    std::atomic<std::int32_t> owner;  // pid of the producer holding the loan
+};
+inline constexpr std::uint32_t ring_slot_abandoned = 0xffffffffu;
+static_assert(sizeof(ring_slot) == 16);
+
+}  // namespace ipckit

@@ -1,0 +1,646 @@
+#include "ipckit/ring.hpp"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+#include <utility>
+
+#include "detail/ring_layout.hpp"
+#include "ipckit/error.hpp"
+#include "ipckit/sync.hpp"
+
+namespace ipckit {
+namespace {
+
+constexpr bool is_pow2(std::uint64_t v) {
+    return v != 0 && (v & (v - 1)) == 0;
+}
+constexpr std::uint64_t align_up(std::uint64_t v, std::uint64_t a) {
+    return (v + a - 1) & ~(a - 1);
+}
+
+// A sleeping side wakes up this often to look for a dead peer (a dead process
+// cannot wake anyone).
+constexpr auto sleep_slice = std::chrono::milliseconds(50);
+// A polling side probes peer pids (system calls) at most this often.
+constexpr std::int64_t probe_interval_ns = 20'000'000;
+
+std::int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now().time_since_epoch())
+        .count();
+}
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+}
+
+// Is the process alive? A pidfd reports a zombie (killed, not yet reaped) as
+// exited, which kill(pid, 0) does not. Any doubt (EPERM) counts as alive.
+bool process_alive(pid_t pid) {
+    if (pid <= 0) return false;
+    int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    if (fd >= 0) {
+        pollfd p{fd, POLLIN, 0};
+        int r = ::poll(&p, 1, 0);
+        ::close(fd);
+        return r == 0;
+    }
+    if (errno == ESRCH) return false;
+    if (errno == ENOSYS || errno == EINVAL) return ::kill(pid, 0) == 0 || errno == EPERM;
+    return true;
+}
+
+std::uint32_t slot_stride_for(std::size_t slot_size) {
+    return static_cast<std::uint32_t>(align_up(sizeof(ring_slot) + slot_size, ring_cache_line));
+}
+
+[[noreturn]] void corrupt(std::string_view object, const std::string& what) {
+    throw_error(EPROTO, "ring", object, what);
+}
+
+}  // namespace
+
+const char* to_string(ring_kind k) noexcept {
+    switch (k) {
+        case ring_kind::spsc:
+            return "spsc";
+        case ring_kind::mpmc:
+            return "mpmc";
+    }
+    return "?";
+}
+
+// ---- geometry -------------------------------------------------------------------
+
+std::size_t ring::required_size(const ring_options& o) {
+    auto bad = [](const std::string& why) { throw std::invalid_argument("ring geometry: " + why); };
+    if (o.kind == ring_kind::spsc) {
+        if (!is_pow2(o.capacity))
+            bad("capacity " + std::to_string(o.capacity) + " is not a power of two");
+        if (o.capacity < ring_min_spsc_capacity)
+            bad("capacity " + std::to_string(o.capacity) + " is below the minimum of " +
+                std::to_string(ring_min_spsc_capacity) + " bytes");
+        if (o.capacity > ring_max_capacity) bad("capacity above 1 TiB");
+        return sizeof(layout) + o.capacity;
+    }
+    if (o.kind != ring_kind::mpmc) bad("unknown kind");
+    if (!is_pow2(o.capacity) || o.capacity < 2)
+        bad("slot count " + std::to_string(o.capacity) + " must be a power of two >= 2");
+    if (o.slot_size == 0 || o.slot_size > ring_max_slot_size)
+        bad("slot size " + std::to_string(o.slot_size) + " must be 1 .. 1 GiB");
+    std::uint64_t data = std::uint64_t{slot_stride_for(o.slot_size)} * o.capacity;
+    if (data > ring_max_capacity) bad("slots * slot size above 1 TiB");
+    return sizeof(layout) + data;
+}
+
+void ring::format(std::span<std::byte> memory, const ring_options& o) {
+    const std::size_t need = required_size(o);
+    if (memory.size() < need)
+        throw std::invalid_argument("ring format: memory is " + std::to_string(memory.size()) +
+                                    " bytes, the ring needs " + std::to_string(need));
+    auto* h = new (memory.data()) layout{};  // zero-initialises every field
+    h->version = ring_version;
+    h->kind = static_cast<std::uint32_t>(o.kind);
+    h->header_size = sizeof(layout);
+    h->capacity = o.capacity;
+    h->creator_pid = static_cast<std::int32_t>(::getpid());
+    if (o.kind == ring_kind::mpmc) {
+        h->slot_size = o.slot_size;
+        h->slot_stride = slot_stride_for(o.slot_size);
+        std::byte* data = memory.data() + sizeof(layout);
+        for (std::uint64_t i = 0; i < o.capacity; ++i) {
+            auto* s = new (data + i * h->slot_stride) ring_slot{};
+            s->seq.store(i, std::memory_order_relaxed);
+        }
+    }
+    h->total_size = need;
+    h->magic.store(ring_magic, std::memory_order_release);
+}
+
+// ---- attach / detach ---------------------------------------------------------------
+
+ring ring::create(std::string_view name, ring_role role, const ring_options& o, open_mode how) {
+    const std::size_t size = required_size(o);
+    shm_options so;
+    so.how = how;
+    so.permissions = o.permissions;
+    auto shm = shared_memory::open(name, size, so);
+    try {
+        auto m = std::make_shared<mapping>(shm.map());
+        if (shm.created()) format(m->bytes(), o);
+        return ring(std::move(m), role, std::string(name));
+    } catch (...) {
+        if (shm.created()) shared_memory::remove(name);  // never leave a half-made ring
+        throw;
+    }
+}
+
+ring ring::open(std::string_view name, ring_role role) {
+    shm_options so;
+    so.how = open_mode::open_only;
+    auto shm = [&] {
+        try {
+            return shared_memory::open(name, 0, so);
+        } catch (const error& e) {
+            // Size 0: the creator is between shm_open and the reservation.
+            if (e.code().value() != EINVAL) throw;
+            throw_error(EAGAIN, "ring", name, "the creator has not finished sizing it yet");
+        }
+    }();
+    if (shm.size() < sizeof(layout))
+        corrupt(name, "not an ipckit ring (object is " + std::to_string(shm.size()) +
+                          " bytes, smaller than the ring header)");
+    return ring(std::make_shared<mapping>(shm.map()), role, std::string(name));
+}
+
+ring::ring(std::shared_ptr<const mapping> memory, ring_role role, std::string description)
+    : memory_(std::move(memory)), role_(role), name_(std::move(description)), pid_(::getpid()) {
+    if (!memory_ || !memory_->valid()) throw_error(EINVAL, "ring", name_, "no memory");
+    const std::size_t size = memory_->size();
+    if (size < sizeof(layout))
+        corrupt(name_, "not an ipckit ring (" + std::to_string(size) +
+                           " bytes, smaller than the ring header)");
+    h_ = reinterpret_cast<layout*>(memory_->data());
+    std::uint64_t magic = h_->magic.load(std::memory_order_acquire);
+    if (magic == 0)
+        throw_error(EAGAIN, "ring", name_, "the creator has not finished formatting it yet");
+    if (magic != ring_magic) {
+        char buf[40];
+        std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(magic));
+        corrupt(name_, std::string("not an ipckit ring (bad magic 0x") + buf + ")");
+    }
+    if (h_->version != ring_version)
+        corrupt(name_, "ring layout version " + std::to_string(h_->version) +
+                           ", this ipckit reads " + std::to_string(ring_version));
+    if (h_->header_size != sizeof(layout))
+        corrupt(name_, "header size " + std::to_string(h_->header_size) + ", expected " +
+                           std::to_string(sizeof(layout)));
+    ring_options o;
+    if (h_->kind != static_cast<std::uint32_t>(ring_kind::spsc) &&
+        h_->kind != static_cast<std::uint32_t>(ring_kind::mpmc))
+        corrupt(name_, "unknown ring kind " + std::to_string(h_->kind));
+    o.kind = static_cast<ring_kind>(h_->kind);
+    o.capacity = h_->capacity;
+    o.slot_size = h_->slot_size;
+    std::size_t need = 0;
+    try {
+        need = required_size(o);
+    } catch (const std::invalid_argument& e) {
+        corrupt(name_, std::string("corrupt header: ") + e.what());
+    }
+    if (o.kind == ring_kind::mpmc && h_->slot_stride != slot_stride_for(o.slot_size))
+        corrupt(name_, "corrupt header: slot stride " + std::to_string(h_->slot_stride));
+    if (h_->total_size != need || need > size)
+        corrupt(name_, "corrupt header: ring needs " + std::to_string(need) +
+                           " bytes, header says " + std::to_string(h_->total_size) +
+                           ", mapping has " + std::to_string(size));
+    data_ = memory_->data() + sizeof(layout);
+    mask_ = h_->capacity - 1;
+    attach();
+}
+
+void ring::attach() {
+    const bool spsc = kind() == ring_kind::spsc;
+    auto* table = role_ == ring_role::producer ? h_->producers : h_->consumers;
+    const std::size_t slots = spsc ? 1 : ring_max_peers;
+    const auto me = static_cast<std::int32_t>(pid_);
+    for (int round = 0; round < 2 && peer_slot_ < 0; ++round) {
+        for (std::size_t i = 0; i < slots; ++i) {
+            std::int32_t cur = table[i].load(std::memory_order_acquire);
+            // Round 2 takes over the slots of dead processes.
+            if (cur != 0 && (round == 0 || cur == me || process_alive(cur))) continue;
+            if (table[i].compare_exchange_strong(cur, me, std::memory_order_acq_rel)) {
+                peer_slot_ = static_cast<int>(i);
+                break;
+            }
+        }
+    }
+    if (peer_slot_ < 0) {
+        std::int32_t holder = table[0].load(std::memory_order_relaxed);
+        const char* what = role_ == ring_role::producer ? "producer" : "consumer";
+        if (spsc)
+            throw_error(EBUSY, "ring attach", name_,
+                        std::string("this spsc ring already has a live ") + what + " (pid " +
+                            std::to_string(holder) + ")");
+        throw_error(EBUSY, "ring attach", name_,
+                    "all " + std::to_string(ring_max_peers) + " " + what + " slots are taken");
+    }
+    if (role_ == ring_role::producer) {
+        h_->producers_seen.store(1, std::memory_order_release);
+        if (spsc) {
+            index_ = h_->head.load(std::memory_order_acquire);
+            cached_other_ = h_->tail.load(std::memory_order_acquire);
+        }
+    } else {
+        h_->consumers_seen.store(1, std::memory_order_release);
+        if (spsc) {
+            index_ = h_->tail.load(std::memory_order_acquire);
+            cached_other_ = h_->head.load(std::memory_order_acquire);
+        }
+    }
+}
+
+ring::ring(ring&& o) noexcept
+    : memory_(std::move(o.memory_)),
+      h_(std::exchange(o.h_, nullptr)),
+      data_(o.data_),
+      role_(o.role_),
+      name_(std::move(o.name_)),
+      peer_slot_(std::exchange(o.peer_slot_, -1)),
+      pid_(o.pid_),
+      spin_(o.spin_),
+      mask_(o.mask_),
+      index_(o.index_),
+      cached_other_(o.cached_other_),
+      busy_(std::exchange(o.busy_, false)),
+      busy_pos_(o.busy_pos_),
+      busy_size_(o.busy_size_),
+      last_probe_ns_(o.last_probe_ns_) {}
+
+ring::~ring() {
+    detach();
+}
+
+void ring::detach() noexcept {
+    if (h_ == nullptr) return;
+    if (busy_) {
+        if (role_ == ring_role::producer) {
+            abandon();
+        } else {
+            try {
+                release();
+            } catch (...) {
+            }
+        }
+    }
+    if (peer_slot_ >= 0) {
+        auto* table = role_ == ring_role::producer ? h_->producers : h_->consumers;
+        std::int32_t me = static_cast<std::int32_t>(pid_);
+        table[peer_slot_].compare_exchange_strong(me, 0, std::memory_order_acq_rel);
+        peer_slot_ = -1;
+    }
+    // Sleepers re-check: the other side may now be closed.
+    notify_consumers();
+    notify_producers();
+    h_ = nullptr;
+}
+
+ring_kind ring::kind() const noexcept {
+    return static_cast<ring_kind>(h_->kind);
+}
+std::size_t ring::capacity() const noexcept {
+    return static_cast<std::size_t>(h_->capacity);
+}
+std::size_t ring::max_message() const noexcept {
+    return kind() == ring_kind::spsc ? static_cast<std::size_t>(h_->capacity) - ring_record_size
+                                     : static_cast<std::size_t>(h_->slot_size);
+}
+
+// ---- peers and waiting --------------------------------------------------------------
+
+// True when the other side attached at some point and no live process is
+// attached any more. Dead pids are probed (system calls) only if may_probe.
+bool ring::peers_gone(bool producers, bool may_probe) {
+    auto* table = producers ? h_->producers : h_->consumers;
+    auto& seen = producers ? h_->producers_seen : h_->consumers_seen;
+    if (seen.load(std::memory_order_acquire) == 0) return false;
+    const auto me = static_cast<std::int32_t>(pid_);
+    for (std::size_t i = 0; i < ring_max_peers; ++i) {
+        std::int32_t p = table[i].load(std::memory_order_acquire);
+        if (p == 0) continue;
+        if (p == me || !may_probe) return false;
+        if (process_alive(p)) return false;
+        // Free the dead process's slot so a new peer can take it.
+        table[i].compare_exchange_strong(p, 0, std::memory_order_acq_rel);
+    }
+    return true;
+}
+
+void ring::notify_consumers() noexcept {
+    // seq_cst pairs with the consumer's seq_cst increment of consumer_waiters
+    // followed by its seq_cst re-check of the index: either it sees our data or
+    // we see it waiting (no lost wake-up), without a fence on the fast path.
+    if (h_->consumer_waiters.load(std::memory_order_seq_cst) != 0) {
+        h_->data_seq.fetch_add(1, std::memory_order_seq_cst);
+        futex_wake(h_->data_seq, INT_MAX);
+    }
+}
+
+void ring::notify_producers() noexcept {
+    if (h_->producer_waiters.load(std::memory_order_seq_cst) != 0) {
+        h_->space_seq.fetch_add(1, std::memory_order_seq_cst);
+        futex_wake(h_->space_seq, INT_MAX);
+    }
+}
+
+bool ring::data_ready() {
+    if (kind() == ring_kind::spsc) {
+        if (cached_other_ != index_) return true;
+        cached_other_ = h_->head.load(std::memory_order_seq_cst);
+        return cached_other_ != index_;
+    }
+    std::uint64_t pos = h_->tail.load(std::memory_order_relaxed);
+    auto* s = reinterpret_cast<ring_slot*>(data_ + (pos & mask_) * h_->slot_stride);
+    return s->seq.load(std::memory_order_seq_cst) == pos + 1;
+}
+
+bool ring::space_ready(std::size_t bytes) {
+    if (kind() == ring_kind::spsc) {
+        if (h_->capacity - (index_ - cached_other_) >= bytes) return true;
+        cached_other_ = h_->tail.load(std::memory_order_seq_cst);
+        return h_->capacity - (index_ - cached_other_) >= bytes;
+    }
+    std::uint64_t pos = h_->head.load(std::memory_order_relaxed);
+    auto* s = reinterpret_cast<ring_slot*>(data_ + (pos & mask_) * h_->slot_stride);
+    return s->seq.load(std::memory_order_seq_cst) == pos;
+}
+
+// A producer that died between claiming an mpmc slot and committing it would
+// stall every consumer behind it: a consumer that finds the slot claimed by a
+// dead pid skips it (exactly one consumer wins the tail CAS).
+bool ring::skip_abandoned_slot(bool may_probe) {
+    if (!may_probe || kind() != ring_kind::mpmc) return false;
+    std::uint64_t pos = h_->tail.load(std::memory_order_relaxed);
+    if (h_->head.load(std::memory_order_acquire) <= pos) return false;  // not claimed yet
+    auto* s = reinterpret_cast<ring_slot*>(data_ + (pos & mask_) * h_->slot_stride);
+    if (s->seq.load(std::memory_order_acquire) != pos) return false;  // committed or previous lap
+    std::int32_t owner = s->owner.load(std::memory_order_acquire);
+    if (owner == 0 || owner == static_cast<std::int32_t>(pid_) || process_alive(owner))
+        return false;
+    if (!h_->tail.compare_exchange_strong(pos, pos + 1, std::memory_order_relaxed)) return true;
+    s->owner.store(0, std::memory_order_relaxed);
+    s->seq.store(pos + h_->capacity, std::memory_order_seq_cst);
+    notify_producers();
+    return true;
+}
+
+io_status ring::wait_data(const deadline& until) {
+    for (;;) {
+        if (data_ready()) return io_status::ok;
+        for (unsigned i = 0; i < spin_; ++i) {
+            cpu_relax();
+            if (data_ready()) return io_status::ok;
+        }
+        const std::int64_t t = now_ns();
+        const bool may_probe = t - last_probe_ns_ >= probe_interval_ns;
+        if (may_probe) last_probe_ns_ = t;
+        if (skip_abandoned_slot(may_probe)) continue;
+        if (peers_gone(true, may_probe)) {
+            // A producer that committed and then left: its data still counts.
+            return data_ready() ? io_status::ok : io_status::closed;
+        }
+        if (until.expired()) return io_status::timed_out;
+        std::uint32_t seen = h_->data_seq.load(std::memory_order_acquire);
+        h_->consumer_waiters.fetch_add(1, std::memory_order_seq_cst);
+        if (!data_ready()) {
+            auto slice = deadline::after(sleep_slice);
+            const deadline& d = (until.is_never() || slice.when() < until.when()) ? slice : until;
+            try {
+                futex_wait(h_->data_seq, seen, d);
+            } catch (...) {
+                h_->consumer_waiters.fetch_sub(1, std::memory_order_relaxed);
+                throw;
+            }
+            last_probe_ns_ = 0;  // after sleeping, probing is cheap by comparison
+        }
+        h_->consumer_waiters.fetch_sub(1, std::memory_order_relaxed);
+    }
+}
+
+io_status ring::wait_space(std::size_t bytes, const deadline& until) {
+    for (;;) {
+        if (space_ready(bytes)) return io_status::ok;
+        for (unsigned i = 0; i < spin_; ++i) {
+            cpu_relax();
+            if (space_ready(bytes)) return io_status::ok;
+        }
+        const std::int64_t t = now_ns();
+        const bool may_probe = t - last_probe_ns_ >= probe_interval_ns;
+        if (may_probe) last_probe_ns_ = t;
+        if (peers_gone(false, may_probe))
+            return space_ready(bytes) ? io_status::ok : io_status::closed;
+        if (until.expired()) return io_status::timed_out;
+        std::uint32_t seen = h_->space_seq.load(std::memory_order_acquire);
+        h_->producer_waiters.fetch_add(1, std::memory_order_seq_cst);
+        if (!space_ready(bytes)) {
+            auto slice = deadline::after(sleep_slice);
+            const deadline& d = (until.is_never() || slice.when() < until.when()) ? slice : until;
+            try {
+                futex_wait(h_->space_seq, seen, d);
+            } catch (...) {
+                h_->producer_waiters.fetch_sub(1, std::memory_order_relaxed);
+                throw;
+            }
+            last_probe_ns_ = 0;
+        }
+        h_->producer_waiters.fetch_sub(1, std::memory_order_relaxed);
+    }
+}
+
+// ---- producer -------------------------------------------------------------------
+
+ring_loan ring::loan(std::size_t size, const deadline& until) {
+    if (role_ != ring_role::producer)
+        throw_error(EPERM, "ring loan", name_, "this end is a consumer");
+    if (busy_) throw_error(EBUSY, "ring loan", name_, "the previous loan was not committed");
+    if (size > max_message())
+        throw_error(EMSGSIZE, "ring send", name_,
+                    "message is " + std::to_string(size) + " bytes, the ring's maximum is " +
+                        std::to_string(max_message()));
+    if (kind() == ring_kind::spsc) {
+        const std::uint64_t cap = h_->capacity;
+        const std::uint64_t need = ring_record_size + align_up(size, 8);
+        const std::uint64_t off = index_ & mask_;
+        if (cap - off < need) {
+            // Does not fit before the end: a padding record fills the rest and
+            // the message starts again at offset 0, contiguous for zero copy.
+            const std::uint64_t pad = cap - off;
+            // If padding and message can be in the ring together, wait for
+            // both and publish them with the commit. Otherwise (a message
+            // longer than the offset) the padding must be published alone and
+            // consumed before the message fits.
+            const bool together = need <= off;
+            io_status st = wait_space(together ? pad + need : pad, until);
+            if (st != io_status::ok) return {st, {}};
+            auto* r = reinterpret_cast<ring_record*>(data_ + off);
+            r->length = 0;
+            r->flags = ring_record_pad;
+            index_ += pad;
+            if (!together) {
+                h_->head.store(index_, std::memory_order_seq_cst);
+                notify_consumers();
+            }
+        }
+        io_status st = wait_space(need, until);
+        if (st != io_status::ok) return {st, {}};
+        busy_ = true;
+        busy_pos_ = index_;
+        busy_size_ = size;
+        return {io_status::ok, {data_ + (index_ & mask_) + ring_record_size, size}};
+    }
+    // mpmc: claim the slot at head when its sequence says it is free.
+    std::uint64_t pos = h_->head.load(std::memory_order_relaxed);
+    for (;;) {
+        auto* s = reinterpret_cast<ring_slot*>(data_ + (pos & mask_) * h_->slot_stride);
+        std::uint64_t seq = s->seq.load(std::memory_order_acquire);
+        auto diff = static_cast<std::int64_t>(seq - pos);
+        if (diff == 0) {
+            if (h_->head.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) {
+                s->owner.store(static_cast<std::int32_t>(pid_), std::memory_order_release);
+                busy_ = true;
+                busy_pos_ = pos;
+                busy_size_ = size;
+                return {io_status::ok, {reinterpret_cast<std::byte*>(s + 1), size}};
+            }
+        } else if (diff < 0) {
+            io_status st = wait_space(1, until);
+            if (st != io_status::ok) return {st, {}};
+            pos = h_->head.load(std::memory_order_relaxed);
+        } else {
+            pos = h_->head.load(std::memory_order_relaxed);
+        }
+    }
+}
+
+void ring::commit(std::size_t used) {
+    if (!busy_ || role_ != ring_role::producer)
+        throw_error(EINVAL, "ring commit", name_, "no open loan");
+    if (used > busy_size_)
+        throw_error(EINVAL, "ring commit", name_,
+                    "committing " + std::to_string(used) + " bytes of a " +
+                        std::to_string(busy_size_) + "-byte loan");
+    busy_ = false;
+    if (kind() == ring_kind::spsc) {
+        auto* r = reinterpret_cast<ring_record*>(data_ + (busy_pos_ & mask_));
+        r->length = static_cast<std::uint32_t>(used);
+        r->flags = 0;
+        index_ += ring_record_size + align_up(used, 8);
+        // Publishing the index is what makes the message exist (release).
+        h_->head.store(index_, std::memory_order_seq_cst);
+    } else {
+        auto* s = reinterpret_cast<ring_slot*>(data_ + (busy_pos_ & mask_) * h_->slot_stride);
+        s->length = static_cast<std::uint32_t>(used);
+        s->seq.store(busy_pos_ + 1, std::memory_order_seq_cst);
+    }
+    notify_consumers();
+}
+
+void ring::abandon() noexcept {
+    if (!busy_ || role_ != ring_role::producer || h_ == nullptr) return;
+    busy_ = false;
+    if (kind() == ring_kind::mpmc) {
+        // The slot is claimed: hand it on as "skip" so consumers do not stall.
+        auto* s = reinterpret_cast<ring_slot*>(data_ + (busy_pos_ & mask_) * h_->slot_stride);
+        s->length = ring_slot_abandoned;
+        s->seq.store(busy_pos_ + 1, std::memory_order_seq_cst);
+        notify_consumers();
+    }
+    // spsc: nothing was published; the space is simply reused.
+}
+
+io_status ring::send(std::span<const std::byte> message, const deadline& until) {
+    ring_loan l = loan(message.size(), until);
+    if (l.status != io_status::ok) return l.status;
+    if (!message.empty()) std::memcpy(l.buffer.data(), message.data(), message.size());
+    commit(message.size());
+    return io_status::ok;
+}
+
+io_status ring::send(std::string_view message, const deadline& until) {
+    return send(std::as_bytes(std::span<const char>(message.data(), message.size())), until);
+}
+
+// ---- consumer -------------------------------------------------------------------
+
+ring_peek ring::peek(const deadline& until) {
+    if (role_ != ring_role::consumer)
+        throw_error(EPERM, "ring peek", name_, "this end is a producer");
+    if (busy_) throw_error(EBUSY, "ring peek", name_, "the previous message was not released");
+    if (kind() == ring_kind::spsc) {
+        for (;;) {
+            io_status st = wait_data(until);
+            if (st != io_status::ok) return {st, {}};
+            const std::uint64_t cap = h_->capacity;
+            const std::uint64_t avail = cached_other_ - index_;
+            if (avail > cap || avail < ring_record_size || (avail & 7) != 0)
+                corrupt(name_, "corrupt indices (head - tail = " + std::to_string(avail) + ")");
+            const std::uint64_t off = index_ & mask_;
+            const auto* r = reinterpret_cast<const ring_record*>(data_ + off);
+            if (r->flags == ring_record_pad) {
+                if (cap - off > avail) corrupt(name_, "corrupt padding record");
+                index_ += cap - off;
+                h_->tail.store(index_, std::memory_order_seq_cst);
+                notify_producers();
+                continue;
+            }
+            const std::uint64_t rec = ring_record_size + align_up(r->length, 8);
+            if (r->flags != 0 || rec > avail || rec > cap - off)
+                corrupt(name_, "corrupt record (length " + std::to_string(r->length) + ")");
+            busy_ = true;
+            busy_pos_ = index_;
+            busy_size_ = rec;
+            return {io_status::ok, {data_ + off + ring_record_size, r->length}};
+        }
+    }
+    for (;;) {
+        std::uint64_t pos = h_->tail.load(std::memory_order_relaxed);
+        auto* s = reinterpret_cast<ring_slot*>(data_ + (pos & mask_) * h_->slot_stride);
+        std::uint64_t seq = s->seq.load(std::memory_order_acquire);
+        auto diff = static_cast<std::int64_t>(seq - (pos + 1));
+        if (diff == 0) {
+            if (!h_->tail.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) continue;
+            busy_ = true;
+            busy_pos_ = pos;
+            if (s->length == ring_slot_abandoned) {
+                release();
+                continue;
+            }
+            if (s->length > h_->slot_size) {
+                release();
+                corrupt(name_, "corrupt slot (length " + std::to_string(s->length) + ")");
+            }
+            return {io_status::ok, {reinterpret_cast<const std::byte*>(s + 1), s->length}};
+        }
+        if (diff < 0) {
+            io_status st = wait_data(until);
+            if (st != io_status::ok) return {st, {}};
+        }
+    }
+}
+
+void ring::release() {
+    if (!busy_ || role_ != ring_role::consumer)
+        throw_error(EINVAL, "ring release", name_, "nothing peeked");
+    busy_ = false;
+    if (kind() == ring_kind::spsc) {
+        index_ = busy_pos_ + busy_size_;
+        h_->tail.store(index_, std::memory_order_seq_cst);
+    } else {
+        auto* s = reinterpret_cast<ring_slot*>(data_ + (busy_pos_ & mask_) * h_->slot_stride);
+        s->owner.store(0, std::memory_order_relaxed);
+        s->seq.store(busy_pos_ + h_->capacity, std::memory_order_seq_cst);
+    }
+    notify_producers();
+}
+
+io_status ring::receive(std::string& out, const deadline& until) {
+    ring_peek p = peek(until);
+    if (p.status != io_status::ok) return p.status;
+    out.assign(reinterpret_cast<const char*>(p.message.data()), p.message.size());
+    release();
+    return io_status::ok;
+}
+
+}  // namespace ipckit

@@ -1,0 +1,201 @@
+// `ipckit chat serve` with many real clients, one of which stops reading.
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "ipckit/pipe.hpp"
+#include "ipckit/socket.hpp"
+#include "support/test_support.hpp"
+
+using namespace ipckit;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Reads one '\n'-terminated line from fd (byte by byte: it is a pipe we
+// share with nobody, and only the first line is needed).
+std::string read_line(int fd, const deadline& until) {
+    std::string line;
+    char c;
+    while (!until.expired()) {
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, until.poll_timeout_ms()) <= 0) continue;
+        ssize_t n = ::read(fd, &c, 1);
+        if (n <= 0) break;
+        if (c == '\n') return line;
+        line += c;
+    }
+    return line;
+}
+
+std::string read_all(int fd, const deadline& until) {
+    std::string out;
+    char buf[4096];
+    while (!until.expired()) {
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, until.poll_timeout_ms()) <= 0) continue;
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n <= 0) break;
+        out.append(buf, static_cast<std::size_t>(n));
+    }
+    return out;
+}
+
+struct client {
+    sock s;
+    std::string name;
+    std::string in;  // everything received
+    std::size_t count(const std::string& needle) const {
+        std::size_t n = 0;
+        for (auto p = in.find(needle); p != std::string::npos; p = in.find(needle, p + 1))
+            ++n;
+        return n;
+    }
+};
+
+// Reads whatever is available on every client until pred() holds.
+bool pump(std::vector<client*>& cs, const deadline& until, const std::function<bool()>& pred) {
+    std::vector<pollfd> fds(cs.size());
+    while (!pred()) {
+        if (until.expired()) return false;
+        for (std::size_t i = 0; i < cs.size(); ++i)
+            fds[i] = {cs[i]->s.fd(), POLLIN, 0};
+        int n = ::poll(fds.data(), fds.size(), 100);
+        if (n <= 0) continue;
+        for (std::size_t i = 0; i < cs.size(); ++i) {
+            if (!fds[i].revents) continue;
+            char buf[65536];
+            ssize_t r = ::recv(cs[i]->s.fd(), buf, sizeof buf, MSG_DONTWAIT);
+            if (r > 0) cs[i]->in.append(buf, static_cast<std::size_t>(r));
+        }
+    }
+    return true;
+}
+
+}  // namespace
+
+TEST(Chat, FiftyClientsAndOneThatStopsReading) {
+    spawn_options so;
+    so.out = stdio_mode::pipe;
+    auto server = spawn({test::ipckit_binary(), "chat", "serve", "tcp://127.0.0.1:0",
+                         "--queue-limit", "128k", "--sndbuf", "16k"},
+                        so);
+    std::string first = read_line(server.stdout_pipe().get(), deadline::after(20s));
+    auto colon = first.rfind(':');
+    ASSERT_NE(colon, std::string::npos) << first;
+    auto port = static_cast<std::uint16_t>(std::stoi(first.substr(colon + 1)));
+
+    constexpr int kClients = 50;
+    std::vector<client> clients(kClients);
+    std::vector<client*> readers;  // every client but the slow one
+    for (int i = 0; i < kClients; ++i) {
+        auto& c = clients[i];
+        c.name = i == kClients - 1 ? "slow" : "c" + std::to_string(i);
+        c.s = connect_tcp("127.0.0.1", port, deadline::after(20s));
+        if (c.name == "slow") {
+            int small = 4096;  // a small window: its backlog lands in the server's queue
+            ::setsockopt(c.s.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+        } else {
+            readers.push_back(&c);
+        }
+        ASSERT_EQ(c.s.send(c.name + "\n"), io_status::ok);
+    }
+    // Every reader sees its own welcome and, eventually, the slow client join.
+    ASSERT_TRUE(pump(readers, deadline::after(60s), [&] {
+        for (auto* c : readers)
+            if (c->count("* you are " + c->name + ";") != 1) return false;
+        return readers.front()->count("* slow joined") == 1;
+    }));
+
+    // c0 talks a lot; the others keep up, the slow one never reads.
+    const std::string payload(1000, 'x');
+    constexpr int kLines = 500;
+    auto& talker = clients[0];
+    std::vector<client*> listeners(readers.begin() + 1, readers.end());
+    for (int sent = 0; sent < kLines;) {
+        std::string batch;
+        for (int k = 0; k < 20 && sent < kLines; ++k, ++sent)
+            batch += std::to_string(sent) + " " + payload + "\n";
+        ASSERT_EQ(talker.s.send(batch, deadline::after(30s)), io_status::ok);
+        // Keep everyone who reads within one batch of the talker.
+        ASSERT_TRUE(pump(listeners, deadline::after(60s),
+                         [&] {
+                             for (auto* c : listeners)
+                                 if (c->count("c0: ") != static_cast<std::size_t>(sent))
+                                     return false;
+                             return true;
+                         }))
+            << "a reading client fell behind after " << sent << " lines";
+    }
+    // The slow client was dropped and everyone heard of it.
+    ASSERT_TRUE(pump(readers, deadline::after(60s), [&] {
+        for (auto* c : readers)
+            if (c->count("* slow was dropped (not reading)") != 1) return false;
+        return true;
+    }));
+    for (auto* c : listeners) {
+        EXPECT_EQ(c->count("c0: "), static_cast<std::size_t>(kLines)) << c->name;
+        EXPECT_EQ(c->count("c0: 499 x"), 1u) << c->name;
+    }
+    EXPECT_EQ(talker.count("c0: "), 0u) << "the sender gets no echo of its own lines";
+
+    // A client leaving is announced.
+    clients[5].s = sock();
+    ASSERT_TRUE(
+        pump(readers, deadline::after(30s), [&] { return clients[1].count("* c5 left") == 1; }));
+
+    server.kill(SIGTERM);
+    auto st = server.wait_until(deadline::after(20s));
+    ASSERT_TRUE(st);
+    EXPECT_TRUE(st->success()) << st->describe();
+    std::string log = first + "\n" + read_all(server.stdout_pipe().get(), deadline::after(5s));
+    EXPECT_NE(log.find("chat: dropped slow: not reading"), std::string::npos) << log;
+    EXPECT_NE(log.find("chat: c5 left"), std::string::npos) << log;
+}
+
+TEST(Chat, UnixSocketServerWithJoinClients) {
+    auto path = test::unique_path("ipckit-chat") + ".sock";
+    test::scoped_unlink rm(path);
+    spawn_options so;
+    so.out = stdio_mode::pipe;
+    auto server = spawn({test::ipckit_binary(), "chat", "serve", "unix:" + path}, so);
+    std::string first = read_line(server.stdout_pipe().get(), deadline::after(20s));
+    ASSERT_NE(first.find("serving unix:" + path), std::string::npos) << first;
+
+    // A raw client waits in the room; `chat join` says one line and leaves.
+    client watcher{connect_unix(path, socket_type::stream, deadline::after(10s)), "watcher", {}};
+    watcher.s.send("watcher\n");
+    std::vector<client*> w{&watcher};
+    ASSERT_TRUE(
+        pump(w, deadline::after(20s), [&] { return watcher.count("* you are watcher;") == 1; }));
+    auto r =
+        test::run_ipckit({"chat", "join", "unix:" + path, "--name", "ana"}, "hello room\n", 30s);
+    EXPECT_TRUE(r.status.success()) << r.status.describe() << r.err;
+    EXPECT_NE(r.out.find("* you are ana; online: watcher"), std::string::npos) << r.out;
+    ASSERT_TRUE(pump(w, deadline::after(20s), [&] { return watcher.count("* ana left") == 1; }));
+    EXPECT_NE(watcher.in.find("* ana joined\nana: hello room\n* ana left\n"), std::string::npos)
+        << watcher.in;
+
+    server.kill(SIGTERM);
+    auto st = server.wait_until(deadline::after(20s));
+    ASSERT_TRUE(st);
+    EXPECT_TRUE(st->success()) << st->describe();
+    EXPECT_NE(::access(path.c_str(), F_OK), 0) << "the server removes its socket file";
+}
+
+TEST(Chat, BadUsage) {
+    auto r = test::run_ipckit({"chat", "serve", "fifo:/tmp/x"});
+    EXPECT_EQ(r.status.code, 2) << r.err;
+    EXPECT_NE(r.err.find("tcp://"), std::string::npos) << r.err;
+    r = test::run_ipckit({"chat", "join", "tcp://127.0.0.1:1"});  // --name missing
+    EXPECT_EQ(r.status.code, 2);
+    r = test::run_ipckit({"chat", "serve", "tcp://127.0.0.1:0", "--queue-limit", "lots"});
+    EXPECT_EQ(r.status.code, 2) << r.err;
+}

@@ -1,0 +1,622 @@
+// Pipes and FIFOs across real processes: parent/child transfers, EOF when a
+// writer dies mid-frame, FIFO squatting, exact modes, creation modes, many
+// writers with frames larger than PIPE_BUF, child processes and fd hygiene.
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "ipckit/channel.hpp"
+#include "ipckit/error.hpp"
+#include "ipckit/fifo.hpp"
+#include "ipckit/pipe.hpp"
+#include "support/test_support.hpp"
+
+using namespace ipckit;
+using namespace std::chrono_literals;
+
+namespace {
+
+template <class F>
+int error_code_of(F&& f, std::string* what = nullptr) {
+    try {
+        f();
+    } catch (const ipckit::error& e) {
+        if (what) *what = e.what();
+        return e.code().value();
+    }
+    return 0;
+}
+
+// Deterministic payload of `size` bytes for (writer, seq): any interleaving or
+// truncation changes it.
+std::string payload_for(int writer, int seq, std::size_t size) {
+    std::string head = "w" + std::to_string(writer) + " s" + std::to_string(seq) + " ";
+    std::string p(size, '\0');
+    for (std::size_t i = 0; i < size; ++i)
+        p[i] = i < head.size() ? head[i] : static_cast<char>((i * 31 + writer * 7 + seq) & 0xff);
+    return p;
+}
+
+// One-byte "I am ready" signal from a child to the parent.
+struct ready_signal {
+    pipe_pair p = make_pipe();
+    void notify() {
+        char c = 'r';
+        (void)!::write(p.write_end.get(), &c, 1);
+    }
+    bool wait(std::chrono::milliseconds timeout) {
+        pollfd pfd{p.read_end.get(), POLLIN, 0};
+        return ::poll(&pfd, 1, static_cast<int>(timeout.count())) == 1;
+    }
+};
+
+mode_t mode_of(const std::string& path) {
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) < 0) return 0;
+    return st.st_mode;
+}
+
+// Restores the umask on scope exit.
+struct umask_guard {
+    mode_t old;
+    explicit umask_guard(mode_t m) : old(::umask(m)) {}
+    ~umask_guard() { ::umask(old); }
+};
+
+}  // namespace
+
+// ---- parent / child --------------------------------------------------------------------------
+
+TEST(PipeIntegration, ParentToChildFramedMessagesThenEof) {
+    auto pc = make_pipe_channels();
+    const std::vector<std::string> msgs{"one", "", std::string(200000, 'b'), "last"};
+    test::forked_child child([&] {
+        pc.writer.reset();  // or the child would never see EOF
+        message m;
+        for (const auto& want : msgs) {
+            if (pc.reader->receive(m, deadline::after(10s)) != io_status::ok) return 1;
+            if (m.payload != want) return 2;
+        }
+        return pc.reader->receive(m, deadline::after(10s)) == io_status::closed ? 0 : 3;
+    });
+    pc.reader.reset();
+    for (const auto& m : msgs)
+        ASSERT_EQ(pc.writer->send(m, deadline::after(10s)), io_status::ok);
+    pc.writer.reset();
+    auto st = child.wait(20s);
+    ASSERT_TRUE(st);
+    EXPECT_TRUE(st->success()) << st->describe();
+}
+
+TEST(PipeIntegration, ChildToParent) {
+    auto pc = make_pipe_channels(framing::line);
+    test::forked_child child([&] {
+        pc.reader.reset();
+        for (int i = 0; i < 100; ++i)
+            if (pc.writer->send("line " + std::to_string(i), deadline::after(10s)) != io_status::ok)
+                return 1;
+        return 0;
+    });
+    pc.writer.reset();
+    message m;
+    for (int i = 0; i < 100; ++i) {
+        ASSERT_EQ(pc.reader->receive(m, deadline::after(10s)), io_status::ok);
+        ASSERT_EQ(m.payload, "line " + std::to_string(i));
+    }
+    EXPECT_EQ(pc.reader->receive(m, deadline::after(10s)), io_status::closed);
+    auto st = child.wait(20s);
+    ASSERT_TRUE(st);
+    EXPECT_TRUE(st->success()) << st->describe();
+}
+
+TEST(FifoIntegration, WriterProcessToReader) {
+    std::string path = test::unique_path("ipckit-fifo");
+    fifo_remover rm(path);
+    auto reader = open_channel("fifo:" + path, channel_role::receiver);
+    EXPECT_EQ(mode_of(path) & 07777, 0600u);
+    test::forked_child child([&] {
+        // Not reset(): destroying the inherited receiver here would run its
+        // cleanup and remove the parent's FIFO. The child just leaves it.
+        (void)reader.release();
+        open_options o;
+        o.open_deadline = deadline::after(10s);
+        auto w = open_channel("fifo:" + path, channel_role::sender, o);
+        for (int i = 0; i < 10; ++i)
+            if (w->send(payload_for(0, i, 100 + i), deadline::after(10s)) != io_status::ok)
+                return 1;
+        return 0;
+    });
+    message m;
+    for (int i = 0; i < 10; ++i) {
+        ASSERT_EQ(reader->receive(m, deadline::after(10s)), io_status::ok);
+        ASSERT_EQ(m.payload, payload_for(0, i, 100 + i));
+    }
+    auto st = child.wait(20s);
+    ASSERT_TRUE(st);
+    EXPECT_TRUE(st->success()) << st->describe();
+    // The receiver keeps its own write end: no EOF between writers, a timeout.
+    EXPECT_EQ(reader->receive(m, deadline::after(50ms)), io_status::timed_out);
+    reader.reset();  // it created the FIFO, so it removes it
+    EXPECT_EQ(mode_of(path), 0u);
+}
+
+// ---- a writer killed mid-stream ---------------------------------------------------------------
+
+namespace {
+
+// The child sends three whole frames, then starts an 8 MiB frame that blocks
+// on the full pipe; the parent kills it with SIGKILL in the middle of it.
+void expect_closed_after_kill(std::unique_ptr<channel>& reader,
+                              const std::function<std::unique_ptr<channel>()>& open_writer,
+                              const std::function<void()>& drop_parent_writer) {
+    ready_signal opened, ready;
+    test::forked_child child([&] {
+        reader.reset();
+        auto w = open_writer();
+        opened.notify();
+        for (int i = 0; i < 3; ++i)
+            if (w->send(payload_for(1, i, 1000)) != io_status::ok) return 1;
+        ready.notify();
+        w->send(std::string(8 << 20, 'T'));  // never completes: nobody reads that much
+        return 2;
+    });
+    drop_parent_writer();
+    // A FIFO read end sees EOF while no writer is connected: start reading
+    // only once the writer is there.
+    ASSERT_TRUE(opened.wait(10s));
+    message m;
+    for (int i = 0; i < 3; ++i) {
+        ASSERT_EQ(reader->receive(m, deadline::after(10s)), io_status::ok);
+        ASSERT_EQ(m.payload, payload_for(1, i, 1000));
+    }
+    ASSERT_TRUE(ready.wait(10s));
+    // The child is now inside (or about to start) the 8 MiB frame.
+    ::kill(child.pid(), SIGKILL);
+    auto st = child.wait(10s);
+    ASSERT_TRUE(st);
+    EXPECT_EQ(st->signal, SIGKILL);
+    EXPECT_EQ(reader->receive(m, deadline::after(10s)), io_status::closed);
+    EXPECT_EQ(reader->receive(m, deadline::after(1s)), io_status::closed);
+}
+
+}  // namespace
+
+TEST(PipeIntegration, WriterKilledMidFrameGivesClosedNeverATornMessage) {
+    auto pc = make_pipe_channels();
+    auto writer = std::move(pc.writer);
+    std::unique_ptr<channel> reader = std::move(pc.reader);
+    expect_closed_after_kill(
+        reader, [&] { return std::move(writer); }, [&] { writer.reset(); });
+}
+
+TEST(FifoIntegration, WriterKilledMidFrameGivesClosedNeverATornMessage) {
+    std::string path = test::unique_path("ipckit-fifo-kill");
+    fifo_remover rm(path);
+    // A plain reader (no keep-alive write end, unlike the fifo: receiver), so
+    // the writer's death is end of stream.
+    std::unique_ptr<channel> reader = make_fd_channel(
+        "fifo:" + path, open_fifo_reader(path, open_mode::create_only), unique_fd{});
+    expect_closed_after_kill(
+        reader,
+        [&] {
+            auto fd = open_fifo_writer(path, deadline::after(10s));
+            if (!fd) throw std::runtime_error("no reader");
+            return make_fd_channel("fifo:" + path, unique_fd{}, std::move(*fd));
+        },
+        [] {});
+}
+
+// ---- FIFO squatting ----------------------------------------------------------------------------
+
+TEST(FifoSquatting, RegularFileAtThePathIsRefused) {
+    std::string path = test::unique_path("ipckit-squat-file");
+    test::scoped_unlink rm(path);
+    unique_fd f(::open(path.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600));
+    ASSERT_TRUE(f);
+    std::string what;
+    EXPECT_EQ(error_code_of([&] { create_fifo(path, open_mode::create_only); }), EEXIST);
+    EXPECT_EQ(error_code_of([&] { create_fifo(path, open_mode::open_or_create); }, &what), EEXIST);
+    EXPECT_NE(what.find("not a FIFO"), std::string::npos) << what;
+    EXPECT_EQ(error_code_of([&] { open_fifo_reader(path, open_mode::open_only); }), EEXIST);
+    EXPECT_THROW(open_channel("fifo:" + path, channel_role::receiver), ipckit::error);
+    // A sender must not write a framed stream into somebody's file either.
+    EXPECT_THROW(open_fifo_writer(path, deadline::immediate()), ipckit::error);
+    EXPECT_EQ(error_code_of([&] { remove_fifo(path); }), EINVAL);
+    EXPECT_TRUE(S_ISREG(mode_of(path)));
+}
+
+TEST(FifoSquatting, FifoOwnedBySomeoneElseIsRefused) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root to give the FIFO away";
+    std::string path = test::unique_path("ipckit-squat-owner");
+    test::scoped_unlink rm(path);
+    ASSERT_EQ(::mkfifo(path.c_str(), 0666), 0);
+    ASSERT_EQ(::chown(path.c_str(), 65534, 65534), 0);  // nobody
+    std::string what;
+    EXPECT_EQ(error_code_of([&] { create_fifo(path, open_mode::open_or_create); }, &what), EPERM);
+    EXPECT_NE(what.find("uid 65534"), std::string::npos) << what;
+    EXPECT_EQ(error_code_of([&] { open_fifo_reader(path, open_mode::open_or_create); }), EPERM);
+    EXPECT_EQ(error_code_of([&] { open_fifo_reader(path, open_mode::open_only); }), EPERM);
+    EXPECT_THROW(open_channel("fifo:" + path, channel_role::receiver), ipckit::error);
+    EXPECT_EQ(error_code_of([&] { create_fifo(path, open_mode::create_only); }), EEXIST);
+}
+
+TEST(FifoSquatting, DanglingSymlinkIsRefusedAndNothingIsCreatedAtItsTarget) {
+    std::string path = test::unique_path("ipckit-squat-link");
+    std::string target = test::unique_path("ipckit-squat-target");
+    test::scoped_unlink rm(path), rm_target(target);
+    ASSERT_EQ(::symlink(target.c_str(), path.c_str()), 0);
+    EXPECT_EQ(error_code_of([&] { create_fifo(path, open_mode::create_only); }), EEXIST);
+    EXPECT_EQ(error_code_of([&] { create_fifo(path, open_mode::open_or_create); }), ELOOP);
+    EXPECT_EQ(error_code_of([&] { open_fifo_reader(path, open_mode::open_or_create); }), ELOOP);
+    EXPECT_THROW(open_channel("fifo:" + path, channel_role::receiver), ipckit::error);
+    EXPECT_EQ(mode_of(target), 0u);  // nothing appeared where the link points
+    EXPECT_TRUE(S_ISLNK(mode_of(path)));
+}
+
+TEST(FifoSquatting, SymlinkToARealFifoIsNotFollowed) {
+    std::string real = test::unique_path("ipckit-real-fifo");
+    std::string link = test::unique_path("ipckit-link-fifo");
+    fifo_remover rm_real(real);
+    test::scoped_unlink rm_link(link);
+    ASSERT_TRUE(create_fifo(real));
+    auto real_reader = open_fifo_reader(real);  // so a writer open would succeed if followed
+    ASSERT_EQ(::symlink(real.c_str(), link.c_str()), 0);
+    std::string what;
+    EXPECT_EQ(error_code_of([&] { open_fifo_reader(link, open_mode::open_only); }, &what), ELOOP);
+    EXPECT_NE(what.find("symbolic link"), std::string::npos) << what;
+    EXPECT_EQ(error_code_of([&] { open_fifo_reader(link, open_mode::open_or_create); }), ELOOP);
+    EXPECT_EQ(error_code_of([&] { open_fifo_writer(link, deadline::after(1s)); }), ELOOP);
+    open_options o;
+    o.open_deadline = deadline::after(1s);
+    EXPECT_THROW(open_channel("fifo:" + link, channel_role::sender, o), ipckit::error);
+    EXPECT_EQ(error_code_of([&] { remove_fifo(link); }), EINVAL);  // the link is not a FIFO
+    EXPECT_TRUE(S_ISFIFO(mode_of(real)));
+}
+
+// ---- modes and creation -------------------------------------------------------------------------
+
+TEST(FifoCreate, ModeIsExactWhateverTheUmask) {
+    for (mode_t mask : {mode_t{0}, mode_t{022}, mode_t{077}, mode_t{0777}}) {
+        umask_guard g(mask);
+        for (unsigned mode : {0600u, 0640u, 0666u}) {
+            SCOPED_TRACE(std::to_string(mask) + " " + std::to_string(mode));
+            std::string path = test::unique_path("ipckit-mode");
+            fifo_remover rm(path);
+            ASSERT_TRUE(create_fifo(path, open_mode::create_only, mode));
+            EXPECT_TRUE(S_ISFIFO(mode_of(path)));
+            EXPECT_EQ(mode_of(path) & 07777, mode);
+        }
+        std::string path = test::unique_path("ipckit-mode-url");
+        fifo_remover rm(path);
+        auto ch = open_channel("fifo:" + path, channel_role::receiver);
+        EXPECT_EQ(mode_of(path) & 07777, 0600u);
+    }
+}
+
+TEST(FifoCreate, CreateOnlyOpenOrCreateOpenOnly) {
+    std::string path = test::unique_path("ipckit-modes");
+    fifo_remover rm(path);
+    std::string what;
+    EXPECT_EQ(error_code_of([&] { create_fifo(path, open_mode::open_only); }, &what), ENOENT);
+    EXPECT_EQ(error_code_of([&] { open_fifo_reader(path, open_mode::open_only); }), ENOENT);
+    EXPECT_EQ(error_code_of([&] { open_fifo_writer(path, deadline::immediate()); }, &what), ENOENT);
+    EXPECT_EQ(what, "open fifo:" + path + ": No such file or directory");
+    EXPECT_TRUE(create_fifo(path, open_mode::create_only));
+    EXPECT_EQ(error_code_of([&] { create_fifo(path, open_mode::create_only); }), EEXIST);
+    EXPECT_FALSE(create_fifo(path, open_mode::open_or_create));
+    EXPECT_FALSE(create_fifo(path, open_mode::open_only));
+    EXPECT_TRUE(open_fifo_reader(path, open_mode::open_only));
+    EXPECT_TRUE(open_fifo_reader(path, open_mode::open_or_create));
+    EXPECT_EQ(error_code_of([&] { open_fifo_reader(path, open_mode::create_only); }), EEXIST);
+    EXPECT_TRUE(remove_fifo(path));
+    EXPECT_FALSE(remove_fifo(path));
+    EXPECT_EQ(error_code_of([&] { create_fifo("", open_mode::create_only); }), EINVAL);
+    // URL options reach the same rules.
+    EXPECT_THROW(open_channel("fifo:" + path + "?create=open_only", channel_role::receiver),
+                 ipckit::error);
+    {
+        auto ch =
+            open_channel("fifo:" + path + "?create=create_only&mode=0640", channel_role::receiver);
+        EXPECT_EQ(mode_of(path) & 07777, 0640u);
+        EXPECT_THROW(open_channel("fifo:" + path + "?create=create_only", channel_role::receiver),
+                     ipckit::error);
+    }
+    EXPECT_EQ(mode_of(path), 0u);  // removed by the channel that created it
+}
+
+TEST(FifoOpen, WriterWithoutReaderTimesOutAsAValue) {
+    std::string path = test::unique_path("ipckit-noreader");
+    fifo_remover rm(path);
+    ASSERT_TRUE(create_fifo(path));
+    EXPECT_FALSE(open_fifo_writer(path, deadline::immediate()));
+    EXPECT_FALSE(open_fifo_writer(path, deadline::after(50ms)));
+    open_options o;
+    o.open_deadline = deadline::after(50ms);
+    EXPECT_EQ(error_code_of([&] { open_channel("fifo:" + path, channel_role::sender, o); }),
+              ETIMEDOUT);
+    auto rd = open_fifo_reader(path);
+    auto wr = open_fifo_writer(path, deadline::immediate());
+    ASSERT_TRUE(wr);
+    EXPECT_TRUE(::fcntl(wr->get(), F_GETFD) & FD_CLOEXEC);
+    EXPECT_TRUE(::fcntl(rd.get(), F_GETFD) & FD_CLOEXEC);
+}
+
+TEST(FifoOpen, WriterWaitsForAReaderThatComesLater) {
+    std::string path = test::unique_path("ipckit-latereader");
+    fifo_remover rm(path);
+    ASSERT_TRUE(create_fifo(path));
+    ready_signal ready, opened;
+    test::forked_child child([&] {
+        ready.notify();
+        auto fd = open_fifo_writer(path, deadline::after(15s));
+        if (!fd) return 1;
+        opened.notify();
+        auto ch = make_fd_channel("w", unique_fd{}, std::move(*fd));
+        return ch->send("late but here", deadline::after(5s)) == io_status::ok ? 0 : 2;
+    });
+    ASSERT_TRUE(ready.wait(10s));
+    auto reader = make_fd_channel("r", open_fifo_reader(path), unique_fd{});
+    ASSERT_TRUE(opened.wait(15s));  // before that, a plain FIFO reader would see EOF
+    message m;
+    ASSERT_EQ(reader->receive(m, deadline::after(15s)), io_status::ok);
+    EXPECT_EQ(m.payload, "late but here");
+    auto st = child.wait(20s);
+    ASSERT_TRUE(st);
+    EXPECT_TRUE(st->success()) << st->describe();
+}
+
+// ---- several writers, frames larger than PIPE_BUF
+// --------------------------------------------------
+
+TEST(FifoIntegration, ConcurrentWritersLargeFramesNeverInterleave) {
+    std::string path = test::unique_path("ipckit-fifo-many");
+    fifo_remover rm(path);
+    auto reader = open_channel("fifo:" + path, channel_role::receiver);
+    constexpr int kWriters = 4;
+    constexpr int kMessages = 24;
+    // Large frames (64 KiB, far above PIPE_BUF = 4096) mixed with small ones,
+    // which are written without the lock but must not land inside a large one.
+    auto size_of = [](int seq) -> std::size_t {
+        return seq % 3 == 0 ? 64 * 1024 : seq % 3 == 1 ? 100 : 3 * PIPE_BUF + 5;
+    };
+    std::vector<std::unique_ptr<test::forked_child>> writers;
+    for (int w = 0; w < kWriters; ++w) {
+        writers.push_back(std::make_unique<test::forked_child>([&, w] {
+            (void)reader.release();  // see WriterProcessToReader
+            open_options o;
+            o.open_deadline = deadline::after(10s);
+            auto ch = open_channel("fifo:" + path, channel_role::sender, o);
+            for (int s = 0; s < kMessages; ++s)
+                if (ch->send(payload_for(w, s, size_of(s)), deadline::after(20s)) != io_status::ok)
+                    return 1;
+            return 0;
+        }));
+    }
+    std::map<int, int> next_seq;
+    message m;
+    for (int i = 0; i < kWriters * kMessages; ++i) {
+        ASSERT_EQ(reader->receive(m, deadline::after(20s)), io_status::ok) << "message " << i;
+        int w = -1, s = -1;
+        ASSERT_EQ(std::sscanf(m.payload.c_str(), "w%d s%d", &w, &s), 2) << "message " << i;
+        ASSERT_TRUE(w >= 0 && w < kWriters) << w;
+        ASSERT_EQ(s, next_seq[w]) << "writer " << w;
+        std::string want = payload_for(w, s, size_of(s));
+        // Compared as a bool: printing 64 KiB of binary on failure helps nobody.
+        auto diff = std::mismatch(want.begin(), want.end(), m.payload.begin(), m.payload.end());
+        ASSERT_TRUE(m.payload == want)
+            << "writer " << w << " seq " << s << ": got " << m.payload.size() << " bytes, want "
+            << want.size() << ", first difference at byte " << (diff.first - want.begin());
+        ++next_seq[w];
+    }
+    for (auto& w : writers) {
+        auto st = w->wait(20s);
+        ASSERT_TRUE(st);
+        EXPECT_TRUE(st->success()) << st->describe();
+    }
+}
+
+// ---- pipe capacity
+// ----------------------------------------------------------------------------------
+
+TEST(PipeCapacity, GetAndSet) {
+    auto p = make_pipe();
+    std::size_t def = pipe_capacity(p.write_end.get());
+    EXPECT_GE(def, static_cast<std::size_t>(PIPE_BUF));
+    EXPECT_EQ(pipe_capacity(p.read_end.get()), def);  // one buffer, seen from both ends
+    std::size_t granted = set_pipe_capacity(p.write_end.get(), 256 * 1024);
+    EXPECT_GE(granted, 256u * 1024);
+    EXPECT_EQ(pipe_capacity(p.read_end.get()), granted);
+    // Rounded up to a power-of-two number of pages.
+    std::size_t small = set_pipe_capacity(p.write_end.get(), 5000);
+    EXPECT_GE(small, 5000u);
+    EXPECT_EQ(small & (small - 1), 0u);
+    // The capacity is real: that many bytes fit without a reader.
+    set_nonblocking(p.write_end.get(), true);
+    std::string fill(small, 'c');
+    EXPECT_EQ(::write(p.write_end.get(), fill.data(), fill.size()), static_cast<ssize_t>(small));
+    EXPECT_EQ(::write(p.write_end.get(), "x", 1), -1);
+    EXPECT_EQ(errno, EAGAIN);
+
+    auto np = make_pipe(true);
+    EXPECT_TRUE(::fcntl(np.read_end.get(), F_GETFL) & O_NONBLOCK);
+    EXPECT_TRUE(::fcntl(np.write_end.get(), F_GETFD) & FD_CLOEXEC);
+
+    unique_fd notpipe(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    EXPECT_THROW(pipe_capacity(notpipe.get()), ipckit::error);
+    EXPECT_THROW(set_pipe_capacity(notpipe.get(), 4096), ipckit::error);
+    EXPECT_EQ(error_code_of([&] { set_pipe_capacity(p.write_end.get(), std::size_t{1} << 40); }),
+              EINVAL);
+}
+
+// ---- run, run_pipeline, spawn
+// ----------------------------------------------------------------------
+
+TEST(Spawn, RunFeedsStdinAndCollectsBothOutputs) {
+    auto r = run({"tr", "a-z", "A-Z"}, "hello pipes", deadline::after(10s));
+    EXPECT_FALSE(r.timed_out);
+    EXPECT_TRUE(r.status.success()) << r.status.describe();
+    EXPECT_EQ(r.out, "HELLO PIPES");
+    auto e = run({"sh", "-c", "echo out; echo err >&2; exit 3"}, {}, deadline::after(10s));
+    EXPECT_TRUE(e.status.exited);
+    EXPECT_EQ(e.status.code, 3);
+    EXPECT_FALSE(e.status.success());
+    EXPECT_EQ(e.status.describe(), "exit 3");
+    EXPECT_EQ(e.out, "out\n");
+    EXPECT_EQ(e.err, "err\n");
+}
+
+TEST(Spawn, RunMovesMoreThanAPipeFullBothWays) {
+    // cat echoes 4 MiB while we are still writing: needs concurrent pumping.
+    std::string big(4 << 20, '\0');
+    for (std::size_t i = 0; i < big.size(); ++i)
+        big[i] = static_cast<char>(i % 251);
+    auto r = run({"cat"}, big, deadline::after(30s));
+    EXPECT_FALSE(r.timed_out);
+    EXPECT_TRUE(r.status.success());
+    EXPECT_EQ(r.out.size(), big.size());
+    EXPECT_TRUE(r.out == big);
+}
+
+TEST(Spawn, MissingProgramIsAnError) {
+    std::string what;
+    EXPECT_EQ(error_code_of([&] { spawn({"ipckit-no-such-program"}); }, &what), ENOENT);
+    EXPECT_EQ(what, "spawn ipckit-no-such-program: No such file or directory");
+    EXPECT_EQ(error_code_of([&] { run({"ipckit-no-such-program"}, "input"); }), ENOENT);
+    EXPECT_EQ(error_code_of([&] { spawn({}); }), EINVAL);
+    EXPECT_EQ(error_code_of([&] { run_pipeline({{"true"}, {"ipckit-no-such-program"}}); }), ENOENT);
+}
+
+TEST(Spawn, TimeoutKillsTheChild) {
+    auto r = run({"sleep", "30"}, {}, deadline::after(200ms));
+    EXPECT_TRUE(r.timed_out);
+    EXPECT_FALSE(r.status.exited);
+    EXPECT_EQ(r.status.signal, SIGKILL);
+    EXPECT_EQ(r.status.describe(), "killed by SIGKILL");
+    // A child that closes its stdout but keeps running is still killed.
+    auto r2 = run({"sh", "-c", "exec >&- 2>&-; sleep 30"}, {}, deadline::after(200ms));
+    EXPECT_TRUE(r2.timed_out);
+    EXPECT_EQ(r2.status.signal, SIGKILL);
+    auto p = run_pipeline({{"sleep", "30"}, {"cat"}}, {}, deadline::after(200ms));
+    EXPECT_TRUE(p.timed_out);
+    ASSERT_EQ(p.statuses.size(), 2u);
+    EXPECT_EQ(p.statuses[0].signal, SIGKILL);
+}
+
+TEST(Spawn, PipelineWithoutAShell) {
+    auto r =
+        run_pipeline({{"seq", "1", "1000"}, {"grep", "7"}, {"wc", "-l"}}, {}, deadline::after(10s));
+    EXPECT_FALSE(r.timed_out);
+    ASSERT_EQ(r.statuses.size(), 3u);
+    for (const auto& s : r.statuses)
+        EXPECT_TRUE(s.success()) << s.describe();
+    EXPECT_EQ(r.out, "271\n");
+    // Input to the first stage, and arguments are never shell-interpreted.
+    auto r2 = run_pipeline({{"cat"}, {"sort", "-r"}}, "a\nc\nb\n", deadline::after(10s));
+    EXPECT_EQ(r2.out, "c\nb\na\n");
+    auto r3 = run_pipeline({{"echo", "$HOME; rm -rf /"}}, {}, deadline::after(10s));
+    EXPECT_EQ(r3.out, "$HOME; rm -rf /\n");
+    // Each stage's exit status is reported.
+    auto r4 = run_pipeline({{"sh", "-c", "echo x; exit 4"}, {"cat"}}, {}, deadline::after(10s));
+    ASSERT_EQ(r4.statuses.size(), 2u);
+    EXPECT_EQ(r4.statuses[0].code, 4);
+    EXPECT_TRUE(r4.statuses[1].success());
+    EXPECT_EQ(r4.out, "x\n");
+}
+
+TEST(Spawn, ChildProcessWaitKillAndDestructorReap) {
+    spawn_options o;
+    o.out = stdio_mode::pipe;
+    o.in = stdio_mode::null;
+    auto c = spawn({"sh", "-c", "echo $$; exec sleep 30"}, o);
+    pid_t pid = c.pid();
+    EXPECT_GT(pid, 0);
+    EXPECT_FALSE(c.wait_until(deadline::after(50ms)));
+    c.kill(SIGTERM);
+    auto st = c.wait_until(deadline::after(10s));
+    ASSERT_TRUE(st);
+    EXPECT_EQ(st->signal, SIGTERM);
+    EXPECT_EQ(c.pid(), -1);
+    c.kill(SIGKILL);  // no-op once reaped
+    EXPECT_THROW(c.wait(), ipckit::error);
+    pid_t orphan;
+    {
+        auto d = spawn({"sleep", "30"});
+        orphan = d.pid();
+    }
+    // The destructor killed and reaped it: the pid is no longer our child.
+    EXPECT_EQ(::waitpid(orphan, nullptr, WNOHANG), -1);
+    EXPECT_EQ(errno, ECHILD);
+}
+
+TEST(Spawn, ExitStatusFromWait) {
+    auto ok = exit_status::from_wait(0);
+    EXPECT_TRUE(ok.success());
+    EXPECT_EQ(ok.describe(), "exit 0");
+    auto sig = exit_status::from_wait(SIGSEGV);  // WIFSIGNALED encoding
+    EXPECT_FALSE(sig.exited);
+    EXPECT_EQ(sig.signal, SIGSEGV);
+    EXPECT_EQ(sig.describe(), "killed by SIGSEGV");
+}
+
+// ---- fd hygiene ---------------------------------------------------------------------------------
+
+namespace {
+
+// fd number -> link target of every fd of the calling process.
+std::map<int, std::string> parse_ls_fd(const std::string& ls_output) {
+    std::map<int, std::string> fds;
+    std::istringstream in(ls_output);
+    std::string line;
+    while (std::getline(in, line)) {
+        auto arrow = line.find(" -> ");
+        if (arrow == std::string::npos) continue;
+        auto start = line.rfind(' ', arrow - 1);
+        fds[std::stoi(line.substr(start + 1, arrow - start - 1))] = line.substr(arrow + 4);
+    }
+    return fds;
+}
+
+}  // namespace
+
+TEST(FdHygiene, NoIpckitFdLeaksIntoAnExecdChild) {
+    // Several ipckit descriptors of different kinds held open while spawning.
+    std::string path = test::unique_path("ipckit-leak");
+    fifo_remover rm(path);
+    auto fifo_reader = open_channel("fifo:" + path, channel_role::receiver);
+    auto pipes = make_pipe_channels();
+    auto raw = make_pipe();
+    auto dup = dup_cloexec(raw.read_end.get());
+    // Descriptors this test process inherited from whoever started it (ctest,
+    // a shell) are not ours: an exec'd child legitimately inherits them too.
+    std::set<int> inherited;
+    for (int fd = 3; fd < 1024; ++fd) {
+        int flags = ::fcntl(fd, F_GETFD);
+        if (flags != -1 && !(flags & FD_CLOEXEC)) inherited.insert(fd);
+    }
+    auto r = run({"ls", "-l", "/proc/self/fd/"}, {}, deadline::after(10s));
+    ASSERT_TRUE(r.status.success()) << r.err;
+    auto fds = parse_ls_fd(r.out);
+    ASSERT_TRUE(fds.count(0) && fds.count(1) && fds.count(2)) << r.out;
+    int ls_own = 0;
+    for (const auto& [fd, target] : fds) {
+        if (fd <= 2 || inherited.count(fd)) continue;
+        if (target.find("/fd") != std::string::npos && target.rfind("/proc/", 0) == 0) {
+            ++ls_own;  // the directory ls is listing
+            continue;
+        }
+        ADD_FAILURE() << "fd " << fd << " -> " << target << " leaked into the child\n" << r.out;
+    }
+    EXPECT_LE(ls_own, 1);
+    if (!inherited.empty())
+        std::printf("note: %zu fd(s) inherited from the test runner\n", inherited.size());
+}

@@ -1,0 +1,475 @@
+// Framing: the incremental frame_decoder (length / line / raw) and the
+// stream_channel built on it, over real pipes and socketpairs.
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cerrno>
+#include <functional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "channels/stream_channel.hpp"
+#include "detail/syscall.hpp"
+#include "ipckit/error.hpp"
+#include "ipckit/pipe.hpp"
+
+using namespace ipckit;
+using ipckit::detail::frame_decoder;
+using ipckit::detail::stream_channel;
+using ipckit::detail::stream_options;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string frame(std::string_view payload) {
+    unsigned char hdr[detail::frame_header_size];
+    detail::encode_frame_header(static_cast<std::uint32_t>(payload.size()), hdr);
+    return std::string(reinterpret_cast<const char*>(hdr), sizeof hdr) + std::string(payload);
+}
+
+std::string header(std::uint32_t n) {
+    unsigned char hdr[detail::frame_header_size];
+    detail::encode_frame_header(n, hdr);
+    return std::string(reinterpret_cast<const char*>(hdr), sizeof hdr);
+}
+
+// Feeds stream in chunks whose sizes come from next_chunk() (as successive
+// read()s would deliver them) and returns every message, in order.
+std::vector<std::string> decode(framing mode, std::size_t max, const std::string& stream,
+                                const std::function<std::size_t()>& next_chunk,
+                                bool at_eof = true) {
+    frame_decoder d(mode, max, "test");
+    std::vector<std::string> out;
+    std::string msg;
+    std::size_t pos = 0;
+    while (pos < stream.size()) {
+        std::size_t n = std::min(next_chunk(), stream.size() - pos);
+        std::size_t off = 0;
+        do {
+            off += d.feed(stream.data() + pos + off, n - off);
+            if (d.message_ready()) {
+                d.take(msg);
+                out.push_back(msg);
+            }
+        } while (off < n);
+        pos += n;
+    }
+    if (at_eof && d.finish_at_eof()) {
+        d.take(msg);
+        out.push_back(msg);
+    }
+    return out;
+}
+
+std::vector<std::string> decode_whole(framing mode, std::size_t max, const std::string& stream) {
+    return decode(mode, max, stream, [&] { return stream.size(); });
+}
+
+std::vector<std::string> sample_messages() {
+    std::mt19937 rng(12345);
+    std::vector<std::string> msgs{"", "a", std::string(1, '\0'), "hello world", ""};
+    for (int i = 0; i < 40; ++i) {
+        std::string m(rng() % 3000, '\0');
+        for (auto& c : m)
+            c = static_cast<char>(rng());
+        msgs.push_back(std::move(m));
+    }
+    msgs.push_back(std::string(70000, 'x'));
+    return msgs;
+}
+
+template <class F>
+int error_code_of(F&& f, std::string* what = nullptr) {
+    try {
+        f();
+    } catch (const ipckit::error& e) {
+        if (what) *what = e.what();
+        return e.code().value();
+    }
+    return 0;
+}
+
+}  // namespace
+
+// ---- frame_decoder: length framing -------------------------------------------------
+
+TEST(FrameDecoder, HeaderIsLittleEndian) {
+    EXPECT_EQ(header(0x01020304), std::string("\x04\x03\x02\x01", 4));
+    unsigned char in[4] = {0xff, 0xff, 0xff, 0xff};
+    EXPECT_EQ(detail::decode_frame_header(in), 0xffffffffu);
+}
+
+TEST(FrameDecoder, AnyChunkingGivesTheSameMessages) {
+    auto msgs = sample_messages();
+    std::string stream;
+    for (const auto& m : msgs)
+        stream += frame(m);
+    EXPECT_EQ(decode_whole(framing::length, 1 << 20, stream), msgs);
+    EXPECT_EQ(decode(framing::length, 1 << 20, stream, [] { return std::size_t{1}; }), msgs);
+    std::mt19937 rng(42);  // fixed seed: reproducible
+    for (int round = 0; round < 50; ++round) {
+        std::size_t limit = 1 + rng() % 9000;
+        auto got = decode(framing::length, 1 << 20, stream, [&] { return rng() % limit; });
+        ASSERT_EQ(got, msgs) << "round " << round << " limit " << limit;
+    }
+}
+
+TEST(FrameDecoder, ZeroLengthMessage) {
+    frame_decoder d(framing::length, 10, "t");
+    std::string h = header(0);
+    EXPECT_EQ(d.feed(h.data(), h.size()), 4u);
+    ASSERT_TRUE(d.message_ready());
+    std::string out = "junk";
+    d.take(out);
+    EXPECT_EQ(out, "");
+    EXPECT_TRUE(d.at_boundary());
+}
+
+TEST(FrameDecoder, StopsAfterEachMessage) {
+    std::string stream = frame("ab") + frame("cd");
+    frame_decoder d(framing::length, 10, "t");
+    EXPECT_EQ(d.feed(stream.data(), stream.size()), 6u);  // first frame only
+    EXPECT_TRUE(d.message_ready());
+    EXPECT_EQ(d.feed(stream.data() + 6, stream.size() - 6), 0u);  // not taken yet
+    std::string out;
+    d.take(out);
+    EXPECT_EQ(out, "ab");
+    EXPECT_EQ(d.feed(stream.data() + 6, stream.size() - 6), 6u);
+    d.take(out);
+    EXPECT_EQ(out, "cd");
+}
+
+TEST(FrameDecoder, ExactlyMaxIsAccepted) {
+    const std::size_t max = 1000;
+    std::string m(max, 'm');
+    EXPECT_EQ(decode_whole(framing::length, max, frame(m)), std::vector<std::string>{m});
+}
+
+TEST(FrameDecoder, OversizedHeadersRejectedBeforeAllocating) {
+    const std::size_t max = 1000;
+    for (std::uint32_t n : {std::uint32_t{max + 1}, std::uint32_t{0x7fffffff}, 0xffffffffu}) {
+        SCOPED_TRACE(n);
+        frame_decoder d(framing::length, max, "fifo:/tmp/t");
+        std::string h = header(n);
+        std::string what;
+        // The header arrives in two pieces: nothing is decided on the first.
+        EXPECT_EQ(d.feed(h.data(), 2), 2u);
+        EXPECT_EQ(error_code_of([&] { d.feed(h.data() + 2, 2); }, &what), EMSGSIZE);
+        EXPECT_NE(what.find("fifo:/tmp/t"), std::string::npos) << what;
+        EXPECT_NE(what.find(std::to_string(n)), std::string::npos) << what;
+        EXPECT_NE(what.find("1000"), std::string::npos) << what;
+        // Nothing was reserved for the announced payload.
+        EXPECT_LT(d.partial().capacity(), 64u);
+        EXPECT_FALSE(d.message_ready());
+    }
+}
+
+TEST(FrameDecoder, TornFrameIsNeverDelivered) {
+    std::string stream = frame("complete") + frame("torn payload").substr(0, 7);
+    auto got = decode_whole(framing::length, 100, stream);
+    EXPECT_EQ(got, std::vector<std::string>{"complete"});
+    frame_decoder d(framing::length, 100, "t");
+    d.feed(stream.data() + 12, 7);
+    EXPECT_FALSE(d.at_boundary());
+    EXPECT_EQ(d.payload_bytes_missing(), 9u);
+    EXPECT_FALSE(d.finish_at_eof());
+    EXPECT_FALSE(d.message_ready());
+}
+
+TEST(FrameDecoder, HalfHeaderIsNotABoundary) {
+    frame_decoder d(framing::length, 100, "t");
+    EXPECT_TRUE(d.at_boundary());
+    std::string h = header(5);
+    d.feed(h.data(), 1);
+    EXPECT_FALSE(d.at_boundary());
+    EXPECT_EQ(d.payload_bytes_missing(), 0u);
+    EXPECT_FALSE(d.finish_at_eof());
+}
+
+// ---- line framing --------------------------------------------------------------------
+
+TEST(FrameDecoder, LinesWithAnyChunking) {
+    std::string stream = "first\n\nthird line\n" + std::string(5000, 'L') + "\nlast";
+    std::vector<std::string> want{"first", "", "third line", std::string(5000, 'L'), "last"};
+    EXPECT_EQ(decode_whole(framing::line, 10000, stream), want);
+    std::mt19937 rng(7);
+    for (int round = 0; round < 30; ++round) {
+        std::size_t limit = 1 + rng() % 700;
+        ASSERT_EQ(decode(framing::line, 10000, stream, [&] { return rng() % limit; }), want);
+    }
+}
+
+TEST(FrameDecoder, UnterminatedLastLineOnlyAtEof) {
+    auto got = decode(
+        framing::line, 100, "a\nb", [] { return std::size_t{100}; }, false);
+    EXPECT_EQ(got, std::vector<std::string>{"a"});
+    got = decode(
+        framing::line, 100, "a\nb", [] { return std::size_t{100}; }, true);
+    EXPECT_EQ(got, (std::vector<std::string>{"a", "b"}));
+    frame_decoder d(framing::line, 100, "t");
+    EXPECT_FALSE(d.finish_at_eof());  // nothing buffered: no empty message
+}
+
+TEST(FrameDecoder, LineLongerThanMaxIsRejected) {
+    const std::size_t max = 16;
+    EXPECT_EQ(decode_whole(framing::line, max, std::string(max, 'x') + "\n"),
+              std::vector<std::string>{std::string(max, 'x')});
+    std::string what;
+    EXPECT_EQ(
+        error_code_of([&] { decode_whole(framing::line, max, std::string(max + 1, 'x')); }, &what),
+        EMSGSIZE);
+    EXPECT_NE(what.find("16"), std::string::npos) << what;
+    // Across chunks too.
+    EXPECT_EQ(error_code_of([&] {
+                  decode(framing::line, max, std::string(40, 'y') + "\n",
+                         [] { return std::size_t{3}; });
+              }),
+              EMSGSIZE);
+}
+
+// ---- raw framing ---------------------------------------------------------------------
+
+TEST(FrameDecoder, RawDeliversEachChunkUpToMax) {
+    frame_decoder d(framing::raw, 4, "t");
+    std::string out;
+    EXPECT_EQ(d.feed("abcdefg", 7), 4u);
+    ASSERT_TRUE(d.message_ready());
+    d.take(out);
+    EXPECT_EQ(out, "abcd");
+    EXPECT_EQ(d.feed("efg", 3), 3u);
+    d.take(out);
+    EXPECT_EQ(out, "efg");
+    // An empty read delivers nothing (EOF is the caller's business).
+    EXPECT_EQ(d.feed("", 0), 0u);
+    EXPECT_FALSE(d.message_ready());
+    EXPECT_FALSE(d.finish_at_eof());
+}
+
+// ---- stream_channel over real descriptors -----------------------------------------------
+
+namespace {
+
+struct socket_pair {
+    unique_fd a, b;
+    socket_pair() {
+        int sv[2];
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+            throw_errno("socketpair", "");
+        a.reset(sv[0]);
+        b.reset(sv[1]);
+    }
+};
+
+stream_options opts(framing f = framing::length, std::size_t max = default_max_message) {
+    stream_options o;
+    o.frame = f;
+    o.max_message = max;
+    return o;
+}
+
+void write_raw(int fd, std::string_view bytes) {
+    ASSERT_EQ(detail::write_all(fd, std::as_bytes(std::span(bytes.data(), bytes.size())),
+                                deadline::after(10s), "test"),
+              detail::io_outcome::ok);
+}
+
+}  // namespace
+
+TEST(StreamChannel, RoundTripOverSocketpairBothWays) {
+    socket_pair sp;
+    stream_channel left("left", std::move(sp.a), opts());
+    stream_channel right("right", std::move(sp.b), opts());
+    auto msgs = sample_messages();
+    msgs.push_back(std::string(3 << 20, 'B'));  // larger than any socket buffer
+    std::thread writer([&] {
+        for (const auto& m : msgs)
+            ASSERT_EQ(left.send(m, deadline::after(20s)), io_status::ok);
+    });
+    message got;
+    for (const auto& m : msgs) {
+        ASSERT_EQ(right.receive(got, deadline::after(20s)), io_status::ok);
+        ASSERT_TRUE(got.payload == m) << got.payload.size() << " vs " << m.size() << " bytes";
+        EXPECT_FALSE(got.tag);
+    }
+    writer.join();
+    ASSERT_EQ(right.send("back", deadline::after(5s)), io_status::ok);
+    ASSERT_EQ(left.receive(got, deadline::after(5s)), io_status::ok);
+    EXPECT_EQ(got.payload, "back");
+    EXPECT_EQ(left.name(), "left");
+    EXPECT_EQ(left.max_message(), default_max_message);
+    EXPECT_GE(left.poll_fd(), 0);
+}
+
+TEST(StreamChannel, ReceiveTimeoutIsAValueAndLosesNothing) {
+    auto p = make_pipe();
+    int wfd = p.write_end.get();
+    stream_channel rd("pipe", std::move(p.read_end), unique_fd{}, opts());
+    message m;
+    EXPECT_EQ(rd.receive(m, deadline::after(30ms)), io_status::timed_out);
+    EXPECT_EQ(rd.receive(m, deadline::immediate()), io_status::timed_out);
+    // Half a frame, then a timeout, then the rest: the message arrives whole.
+    std::string f = frame("split across a timeout");
+    write_raw(wfd, f.substr(0, 9));
+    EXPECT_EQ(rd.receive(m, deadline::after(30ms)), io_status::timed_out);
+    write_raw(wfd, f.substr(9));
+    ASSERT_EQ(rd.receive(m, deadline::after(5s)), io_status::ok);
+    EXPECT_EQ(m.payload, "split across a timeout");
+}
+
+TEST(StreamChannel, LargeFrameInterruptedByTimeoutResumes) {
+    auto p = make_pipe();
+    int wfd = p.write_end.get();
+    stream_channel rd("pipe", std::move(p.read_end), unique_fd{}, opts());
+    std::string payload(300000, '\0');
+    for (std::size_t i = 0; i < payload.size(); ++i)
+        payload[i] = static_cast<char>(i * 7);
+    std::string f = frame(payload);
+    message m;
+    std::atomic<bool> done{false};
+    std::thread w([&] {
+        write_raw(wfd, f.substr(0, 100000));
+        done = true;
+    });
+    // The writer stops mid-payload: no receive succeeds until the rest comes.
+    while (!done) {
+        if (rd.receive(m, deadline::after(20ms)) == io_status::ok) {
+            ADD_FAILURE() << "torn frame delivered";
+            break;
+        }
+    }
+    w.join();
+    EXPECT_EQ(rd.receive(m, deadline::after(20ms)), io_status::timed_out);
+    std::thread w2([&] { write_raw(wfd, f.substr(100000)); });
+    ASSERT_EQ(rd.receive(m, deadline::after(10s)), io_status::ok);
+    w2.join();
+    EXPECT_TRUE(m.payload == payload) << m.payload.size() << " bytes";
+}
+
+TEST(StreamChannel, SendTimeoutIsAValue) {
+    auto p = make_pipe();
+    stream_channel rd("pipe-r", std::move(p.read_end), unique_fd{}, opts());
+    stream_channel wr("pipe-w", unique_fd{}, std::move(p.write_end), opts());
+    // Frames below PIPE_BUF are written atomically, so the pipe fills up to a
+    // whole frame and the next send times out without tearing anything.
+    std::string m(100, 'f');
+    int sent = 0;
+    io_status st = io_status::ok;
+    for (; sent < 100000 && st == io_status::ok; ++sent)
+        st = wr.send(m, deadline::immediate());
+    EXPECT_EQ(st, io_status::timed_out);
+    EXPECT_EQ(wr.send(m, deadline::after(20ms)), io_status::timed_out);
+    message got;
+    for (int i = 0; i < sent - 1; ++i) {
+        ASSERT_EQ(rd.receive(got, deadline::after(5s)), io_status::ok);
+        ASSERT_TRUE(got.payload == m);
+    }
+    EXPECT_EQ(rd.receive(got, deadline::after(20ms)), io_status::timed_out);
+}
+
+TEST(StreamChannel, TornFrameAtEofIsClosed) {
+    for (std::size_t size : {std::size_t{10}, std::size_t{200000}}) {
+        SCOPED_TRACE(size);
+        auto p = make_pipe();
+        unique_fd w = std::move(p.write_end);
+        stream_channel rd("pipe", std::move(p.read_end), unique_fd{}, opts());
+        std::string full = frame("whole");
+        std::string torn = frame(std::string(size, 't')).substr(0, 4 + size / 2);
+        std::thread t([&] {
+            write_raw(w.get(), full + torn);
+            w.reset();  // EOF in the middle of the second frame
+        });
+        message m;
+        ASSERT_EQ(rd.receive(m, deadline::after(10s)), io_status::ok);
+        EXPECT_EQ(m.payload, "whole");
+        EXPECT_EQ(rd.receive(m, deadline::after(10s)), io_status::closed);
+        EXPECT_EQ(rd.receive(m, deadline::after(10s)), io_status::closed);  // and stays closed
+        t.join();
+    }
+}
+
+TEST(StreamChannel, SendToClosedReaderIsClosedNotSigpipe) {
+    auto p = make_pipe();
+    stream_channel wr("pipe-w", unique_fd{}, std::move(p.write_end), opts());
+    p.read_end.reset();
+    EXPECT_EQ(wr.send("nobody listens", deadline::after(1s)), io_status::closed);
+    EXPECT_EQ(wr.send(std::string(100000, 'x'), deadline::after(1s)), io_status::closed);
+}
+
+TEST(StreamChannel, OversizedSendThrowsNamingBothSizes) {
+    socket_pair sp;
+    stream_channel ch("unix:@test", std::move(sp.a), opts(framing::length, 100));
+    std::string what;
+    EXPECT_EQ(error_code_of([&] { ch.send(std::string(101, 'x')); }, &what), EMSGSIZE);
+    EXPECT_NE(what.find("101"), std::string::npos) << what;
+    EXPECT_NE(what.find("100"), std::string::npos) << what;
+    EXPECT_NE(what.find("unix:@test"), std::string::npos) << what;
+    EXPECT_EQ(ch.send(std::string(100, 'x'), deadline::after(1s)), io_status::ok);
+}
+
+TEST(StreamChannel, OversizedIncomingFrameThrows) {
+    socket_pair sp;
+    stream_channel ch("s", std::move(sp.a), opts(framing::length, 100));
+    write_raw(sp.b.get(), header(0xffffffff));
+    message m;
+    EXPECT_EQ(error_code_of([&] { ch.receive(m, deadline::after(5s)); }), EMSGSIZE);
+}
+
+TEST(StreamChannel, LineFramingRefusesNewlinesAndTalksToPlainText) {
+    socket_pair sp;
+    int peer = sp.b.get();
+    stream_channel ch("line", std::move(sp.a), opts(framing::line));
+    EXPECT_EQ(error_code_of([&] { ch.send("two\nlines"); }), EINVAL);
+    ASSERT_EQ(ch.send("one line", deadline::after(1s)), io_status::ok);
+    char buf[64];
+    ssize_t n = ::read(peer, buf, sizeof buf);
+    EXPECT_EQ(std::string(buf, static_cast<std::size_t>(std::max<ssize_t>(n, 0))), "one line\n");
+    write_raw(peer, "alpha\nbeta\ngamma");
+    ::shutdown(peer, SHUT_WR);
+    message m;
+    for (const char* want : {"alpha", "beta", "gamma"}) {
+        ASSERT_EQ(ch.receive(m, deadline::after(5s)), io_status::ok);
+        EXPECT_EQ(m.payload, want);
+    }
+    EXPECT_EQ(ch.receive(m, deadline::after(5s)), io_status::closed);
+}
+
+TEST(StreamChannel, RawFramingPassesBytesThrough) {
+    socket_pair sp;
+    int peer = sp.b.get();
+    stream_channel ch("raw", std::move(sp.a), opts(framing::raw));
+    ASSERT_EQ(ch.send(std::string("\0\x01raw", 5), deadline::after(1s)), io_status::ok);
+    char buf[16];
+    EXPECT_EQ(::read(peer, buf, sizeof buf), 5);
+    write_raw(peer, "bytes");
+    message m;
+    ASSERT_EQ(ch.receive(m, deadline::after(5s)), io_status::ok);
+    EXPECT_EQ(m.payload, "bytes");
+}
+
+TEST(StreamChannel, OneWayChannelsRefuseTheOtherDirection) {
+    auto p = make_pipe();
+    stream_channel rd("r", std::move(p.read_end), unique_fd{}, opts());
+    stream_channel wr("w", unique_fd{}, std::move(p.write_end), opts());
+    message m;
+    EXPECT_EQ(error_code_of([&] { rd.send("x"); }), EBADF);
+    EXPECT_EQ(error_code_of([&] { wr.receive(m); }), EBADF);
+}
+
+TEST(StreamChannel, OnCloseRunsOnceAndExceptionsAreSwallowed) {
+    int runs = 0;
+    {
+        auto p = make_pipe();
+        stream_channel rd("r", std::move(p.read_end), unique_fd{}, opts());
+        rd.on_close([&] {
+            ++runs;
+            throw std::runtime_error("ignored");
+        });
+    }
+    EXPECT_EQ(runs, 1);
+}

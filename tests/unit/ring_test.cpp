@@ -1,0 +1,493 @@
+// The ring in one process: geometry checks, corrupt headers, wrap-around with
+// every size, full/empty with timeouts, zero-copy, closed detection, and
+// threaded SPSC/MPMC exactly-once-in-order runs (these also run under TSan:
+// both sides share one mapping, so TSan sees every access).
+#include "ipckit/ring.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstring>
+#include <map>
+#include <thread>
+#include <vector>
+
+#include "detail/ring_layout.hpp"
+#include "ipckit/error.hpp"
+#include "support/test_support.hpp"
+
+using namespace ipckit;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::shared_ptr<const mapping> memory_for(const ring_options& o) {
+    auto shm = shared_memory::memfd("ring-test", ring::required_size(o));
+    auto m = std::make_shared<mapping>(shm.map());
+    ring::format(m->bytes(), o);
+    return m;
+}
+
+ring_options spsc(std::size_t cap) {
+    ring_options o;
+    o.kind = ring_kind::spsc;
+    o.capacity = cap;
+    return o;
+}
+
+ring_options mpmc(std::size_t slots, std::size_t slot_size) {
+    ring_options o;
+    o.kind = ring_kind::mpmc;
+    o.capacity = slots;
+    o.slot_size = slot_size;
+    return o;
+}
+
+// A message that checks itself: [u32 producer][u64 seq][payload][u32 checksum].
+std::uint32_t checksum(const char* p, std::size_t n) {
+    std::uint32_t h = 2166136261u;
+    for (std::size_t i = 0; i < n; ++i)
+        h = (h ^ static_cast<unsigned char>(p[i])) * 16777619u;
+    return h;
+}
+
+std::string make_message(std::uint32_t producer, std::uint64_t seq, std::size_t payload) {
+    std::string m(4 + 8 + payload + 4, '\0');
+    std::memcpy(m.data(), &producer, 4);
+    std::memcpy(m.data() + 4, &seq, 8);
+    for (std::size_t i = 0; i < payload; ++i)
+        m[12 + i] = static_cast<char>('a' + (seq + i) % 26);
+    std::uint32_t c = checksum(m.data(), m.size() - 4);
+    std::memcpy(m.data() + m.size() - 4, &c, 4);
+    return m;
+}
+
+struct parsed {
+    std::uint32_t producer;
+    std::uint64_t seq;
+};
+
+// Throws if the message is damaged.
+parsed parse_message(const std::string& m) {
+    if (m.size() < 16) throw std::runtime_error("short message " + std::to_string(m.size()));
+    std::uint32_t c;
+    std::memcpy(&c, m.data() + m.size() - 4, 4);
+    if (c != checksum(m.data(), m.size() - 4)) throw std::runtime_error("bad checksum");
+    parsed p{};
+    std::memcpy(&p.producer, m.data(), 4);
+    std::memcpy(&p.seq, m.data() + 4, 8);
+    return p;
+}
+
+std::string pattern(std::size_t n, unsigned salt) {
+    std::string s(n, '\0');
+    for (std::size_t i = 0; i < n; ++i)
+        s[i] = static_cast<char>((i * 7 + salt) & 0xff);
+    return s;
+}
+
+int error_code(const std::function<void()>& f) {
+    try {
+        f();
+    } catch (const error& e) {
+        return e.code().value();
+    }
+    return 0;
+}
+
+}  // namespace
+
+TEST(RingGeometry, CapacityMustBeAPowerOfTwoAndLargeEnough) {
+    EXPECT_THROW(ring::required_size(spsc(1000)), std::invalid_argument);
+    EXPECT_THROW(ring::required_size(spsc(0)), std::invalid_argument);
+    EXPECT_THROW(ring::required_size(spsc(32)), std::invalid_argument);  // below 64
+    EXPECT_NO_THROW(ring::required_size(spsc(64)));
+    EXPECT_THROW(ring::required_size(mpmc(3, 64)), std::invalid_argument);
+    EXPECT_THROW(ring::required_size(mpmc(1, 64)), std::invalid_argument);
+    EXPECT_THROW(ring::required_size(mpmc(4, 0)), std::invalid_argument);
+    EXPECT_NO_THROW(ring::required_size(mpmc(2, 1)));
+    try {
+        ring::required_size(spsc(1000));
+        FAIL();
+    } catch (const std::invalid_argument& e) {
+        EXPECT_NE(std::string(e.what()).find("power of two"), std::string::npos) << e.what();
+    }
+    std::vector<std::byte> small(100);
+    EXPECT_THROW(ring::format(small, spsc(4096)), std::invalid_argument);
+}
+
+TEST(RingHeader, CorruptOrForeignHeaderIsAClearError) {
+    const auto o = spsc(4096);
+    auto shm = shared_memory::memfd("corrupt", ring::required_size(o));
+    auto m = std::make_shared<mapping>(shm.map());
+    // Zero-filled: the creator has not finished.
+    EXPECT_EQ(error_code([&] { ring r(m, ring_role::consumer, "zero"); }), EAGAIN);
+    // Random bytes: not a ring.
+    for (std::size_t i = 0; i < m->size(); ++i)
+        m->data()[i] = static_cast<std::byte>(i * 131 + 7);
+    try {
+        ring r(m, ring_role::consumer, "garbage");
+        FAIL() << "attached to garbage";
+    } catch (const error& e) {
+        EXPECT_EQ(e.code().value(), EPROTO);
+        EXPECT_NE(std::string(e.what()).find("bad magic"), std::string::npos) << e.what();
+    }
+    // A valid magic with broken geometry fields.
+    auto corrupt_field = [&](auto mutate) {
+        ring::format(m->bytes(), o);
+        mutate(*reinterpret_cast<ring::layout*>(m->data()));
+        return error_code([&] { ring r(m, ring_role::consumer, "corrupt"); });
+    };
+    EXPECT_EQ(corrupt_field([](ring::layout& h) { h.version = 99; }), EPROTO);
+    EXPECT_EQ(corrupt_field([](ring::layout& h) { h.kind = 7; }), EPROTO);
+    EXPECT_EQ(corrupt_field([](ring::layout& h) { h.capacity = 1000; }), EPROTO);
+    EXPECT_EQ(corrupt_field([](ring::layout& h) { h.capacity = std::uint64_t{1} << 30; }), EPROTO);
+    EXPECT_EQ(corrupt_field([](ring::layout& h) { h.header_size = 8; }), EPROTO);
+    EXPECT_EQ(corrupt_field([](ring::layout& h) { h.total_size += 64; }), EPROTO);
+    // Corrupt indices are detected when reading, never followed.
+    ring::format(m->bytes(), o);
+    {
+        ring c(m, ring_role::consumer, "idx");
+        reinterpret_cast<ring::layout*>(m->data())->head.store(1u << 20);
+        std::string out;
+        EXPECT_EQ(error_code([&] { (void)c.try_receive(out); }), EPROTO);
+    }
+    // A record whose length runs past the data area.
+    ring::format(m->bytes(), o);
+    {
+        ring p(m, ring_role::producer, "rec");
+        ring c(m, ring_role::consumer, "rec");
+        ASSERT_EQ(p.try_send("hello"), io_status::ok);
+        reinterpret_cast<ring_record*>(m->data() + sizeof(ring::layout))->length = 100000;
+        std::string out;
+        EXPECT_EQ(error_code([&] { (void)c.try_receive(out); }), EPROTO);
+    }
+}
+
+TEST(RingHeader, NamedRingTooSmallOrMissing) {
+    auto name = "/" + test::unique_name("ring-small");
+    shm_remover rm(name);
+    shared_memory::open(name, 16);
+    EXPECT_EQ(error_code([&] { ring::open(name, ring_role::consumer); }), EPROTO);
+    auto missing = "/" + test::unique_name("ring-missing");
+    EXPECT_EQ(error_code([&] { ring::open(missing, ring_role::consumer); }), ENOENT);
+}
+
+TEST(RingSpsc, WrapAroundWithEveryMessageSize) {
+    const auto m = memory_for(spsc(256));
+    ring p(m, ring_role::producer, "wrap");
+    ring c(m, ring_role::consumer, "wrap");
+    ASSERT_EQ(p.max_message(), 248u);
+    std::string out;
+    // Every size, twice round, with one older message in flight so that
+    // records straddle the end of the data area at every offset.
+    for (int round = 0; round < 2; ++round) {
+        for (std::size_t n = 0; n <= p.max_message(); ++n) {
+            std::string msg = pattern(n, static_cast<unsigned>(n + round));
+            if (p.try_send(msg) != io_status::ok) {
+                // A message longer than the space before the end of the data
+                // area needs the padding record consumed first: the consumer
+                // skips it (delivering nothing), then the message fits.
+                ASSERT_EQ(c.try_receive(out), io_status::timed_out) << n;
+                ASSERT_EQ(p.try_send(msg), io_status::ok) << n;
+            }
+            if (n % 3 == 0 && n + 40 <= p.max_message()) {
+                std::string small = pattern(n % 40, 99);
+                io_status st = p.try_send(small);
+                ASSERT_NE(st, io_status::closed);
+                ASSERT_EQ(c.try_receive(out), io_status::ok);
+                ASSERT_EQ(out, msg) << n;
+                // Full with both in flight (padding included): room after one left.
+                if (st == io_status::timed_out) {
+                    ASSERT_EQ(p.try_send(small), io_status::ok) << n;
+                }
+                ASSERT_EQ(c.try_receive(out), io_status::ok);
+                ASSERT_EQ(out, small);
+            } else {
+                ASSERT_EQ(c.try_receive(out), io_status::ok);
+                ASSERT_EQ(out, msg) << n;
+            }
+        }
+    }
+    EXPECT_EQ(c.try_receive(out), io_status::timed_out);
+    // Larger than the maximum: EMSGSIZE naming both sizes, nothing sent.
+    for (std::size_t n : {249u, 250u, 256u, 1000u}) {
+        try {
+            p.send(pattern(n, 0));
+            FAIL() << n;
+        } catch (const error& e) {
+            EXPECT_EQ(e.code().value(), EMSGSIZE);
+            EXPECT_NE(std::string(e.what()).find("248"), std::string::npos) << e.what();
+        }
+    }
+    EXPECT_EQ(c.try_receive(out), io_status::timed_out);
+}
+
+TEST(RingSpsc, FullAndEmptyTimeOut) {
+    const auto m = memory_for(spsc(128));
+    ring p(m, ring_role::producer, "full");
+    ring c(m, ring_role::consumer, "full");
+    std::string out;
+    EXPECT_EQ(c.receive(out, deadline::after(30ms)), io_status::timed_out);
+    EXPECT_EQ(c.try_receive(out), io_status::timed_out);
+    int sent = 0;
+    while (p.try_send(pattern(24, 1)) == io_status::ok)
+        ++sent;
+    EXPECT_EQ(sent, 4);  // 4 records of 8 + 24 bytes fill 128
+    EXPECT_EQ(p.send(pattern(24, 1), deadline::after(30ms)), io_status::timed_out);
+    ASSERT_EQ(c.try_receive(out), io_status::ok);
+    EXPECT_EQ(p.try_send(pattern(24, 1)), io_status::ok);
+    for (int i = 0; i < 4; ++i)
+        ASSERT_EQ(c.try_receive(out), io_status::ok);
+    EXPECT_EQ(c.try_receive(out), io_status::timed_out);
+}
+
+TEST(RingSpsc, LoanCommitPeekRelease) {
+    const auto m = memory_for(spsc(1024));
+    ring p(m, ring_role::producer, "zc");
+    ring c(m, ring_role::consumer, "zc");
+    auto l = p.loan(100);
+    ASSERT_EQ(l.status, io_status::ok);
+    ASSERT_EQ(l.buffer.size(), 100u);
+    std::memcpy(l.buffer.data(), "zero-copy", 9);
+    // Not visible before commit.
+    auto none = c.peek(deadline::immediate());
+    EXPECT_EQ(none.status, io_status::timed_out);
+    EXPECT_THROW(p.loan(1), error);  // one loan at a time
+    EXPECT_THROW(p.commit(101), error);
+    p.commit(9);
+    auto pk = c.peek(deadline::immediate());
+    ASSERT_EQ(pk.status, io_status::ok);
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(pk.message.data()), pk.message.size()),
+              "zero-copy");
+    EXPECT_THROW(c.peek(deadline::immediate()), error);  // release first
+    c.release();
+    EXPECT_THROW(c.release(), error);
+    // An abandoned loan is never delivered.
+    auto l2 = p.loan(50);
+    ASSERT_EQ(l2.status, io_status::ok);
+    std::memset(l2.buffer.data(), 'x', 50);
+    p.abandon();
+    EXPECT_EQ(c.peek(deadline::immediate()).status, io_status::timed_out);
+    ASSERT_EQ(p.try_send("after"), io_status::ok);
+    std::string out;
+    ASSERT_EQ(c.try_receive(out), io_status::ok);
+    EXPECT_EQ(out, "after");
+    // Roles are enforced.
+    EXPECT_THROW(c.loan(1), error);
+    EXPECT_THROW(p.peek(), error);
+}
+
+TEST(RingSpsc, ProducerLeavingIsClosedOnceDrained) {
+    const auto m = memory_for(spsc(1024));
+    ring c(m, ring_role::consumer, "close");
+    std::string out;
+    // No producer yet: waiting, not closed.
+    EXPECT_EQ(c.receive(out, deadline::after(20ms)), io_status::timed_out);
+    {
+        ring p(m, ring_role::producer, "close");
+        ASSERT_EQ(p.try_send("one"), io_status::ok);
+        ASSERT_EQ(p.try_send("two"), io_status::ok);
+        auto l = p.loan(10);  // dropped by the destructor
+        ASSERT_EQ(l.status, io_status::ok);
+    }
+    ASSERT_EQ(c.receive(out, deadline::after(5s)), io_status::ok);
+    EXPECT_EQ(out, "one");
+    ASSERT_EQ(c.receive(out, deadline::after(5s)), io_status::ok);
+    EXPECT_EQ(out, "two");
+    EXPECT_EQ(c.receive(out, deadline::after(5s)), io_status::closed);
+    // A new producer reopens it.
+    ring p2(m, ring_role::producer, "close");
+    ASSERT_EQ(p2.try_send("three"), io_status::ok);
+    ASSERT_EQ(c.try_receive(out), io_status::ok);
+    EXPECT_EQ(out, "three");
+}
+
+TEST(RingSpsc, ConsumerGoneWhileFullIsClosed) {
+    const auto m = memory_for(spsc(64));
+    ring p(m, ring_role::producer, "cgone");
+    {
+        ring c(m, ring_role::consumer, "cgone");
+        ASSERT_EQ(p.try_send(pattern(56, 0)), io_status::ok);
+    }
+    EXPECT_EQ(p.send("x", deadline::after(5s)), io_status::closed);
+}
+
+TEST(RingSpsc, SecondProducerIsRefused) {
+    const auto m = memory_for(spsc(1024));
+    ring p(m, ring_role::producer, "busy");
+    try {
+        ring p2(m, ring_role::producer, "busy");
+        FAIL();
+    } catch (const error& e) {
+        EXPECT_EQ(e.code().value(), EBUSY);
+        EXPECT_NE(std::string(e.what()).find("already has a live producer"), std::string::npos);
+    }
+}
+
+TEST(RingSpsc, ThreadsExactlyOnceInOrder) {
+    const auto m = memory_for(spsc(4096));
+    constexpr std::uint64_t count = 20000;
+    ring c(m, ring_role::consumer, "threads");
+    std::thread producer([&] {
+        ring p(m, ring_role::producer, "threads");
+        p.set_spin(100);
+        for (std::uint64_t i = 0; i < count; ++i) {
+            auto msg = make_message(0, i, (i * 37) % 600);
+            if (p.send(msg, deadline::after(20s)) != io_status::ok) return;
+        }
+    });
+    std::string out;
+    std::uint64_t expected = 0;
+    io_status st;
+    while ((st = c.receive(out, deadline::after(20s))) == io_status::ok) {
+        auto pm = parse_message(out);
+        ASSERT_EQ(pm.seq, expected);
+        ASSERT_EQ(out.size(), 16 + (expected * 37) % 600);
+        ++expected;
+    }
+    producer.join();
+    EXPECT_EQ(st, io_status::closed);
+    EXPECT_EQ(expected, count);
+}
+
+TEST(RingMpmc, BasicsAndSlotLimit) {
+    const auto m = memory_for(mpmc(4, 32));
+    ring p(m, ring_role::producer, "mp");
+    ring c(m, ring_role::consumer, "mp");
+    EXPECT_EQ(p.max_message(), 32u);
+    EXPECT_THROW(p.send(pattern(33, 0)), error);
+    for (int i = 0; i < 4; ++i)
+        ASSERT_EQ(p.try_send(pattern(static_cast<std::size_t>(i * 10), 0)), io_status::ok);
+    EXPECT_EQ(p.send("x", deadline::after(20ms)), io_status::timed_out);
+    std::string out;
+    for (int i = 0; i < 4; ++i) {
+        ASSERT_EQ(c.try_receive(out), io_status::ok);
+        EXPECT_EQ(out, pattern(static_cast<std::size_t>(i * 10), 0));
+    }
+    EXPECT_EQ(c.receive(out, deadline::after(20ms)), io_status::timed_out);
+    // Abandoned loans are skipped, not delivered.
+    auto l = p.loan(8);
+    ASSERT_EQ(l.status, io_status::ok);
+    p.abandon();
+    ASSERT_EQ(p.try_send("kept"), io_status::ok);
+    ASSERT_EQ(c.try_receive(out), io_status::ok);
+    EXPECT_EQ(out, "kept");
+}
+
+TEST(RingMpmc, ThreadsExactlyOnceInOrderPerProducer) {
+    const auto m = memory_for(mpmc(16, 128));
+    constexpr int producers = 3, consumers = 3;
+    constexpr std::uint64_t per_producer = 5000;
+    std::vector<std::vector<parsed>> got(consumers);
+    std::atomic<int> errors{0};
+    std::vector<std::thread> threads;
+    for (int k = 0; k < consumers; ++k)
+        threads.emplace_back([&, k] {
+            ring c(m, ring_role::consumer, "mpmc");
+            std::string out;
+            while (c.receive(out, deadline::after(20s)) == io_status::ok) {
+                try {
+                    got[static_cast<std::size_t>(k)].push_back(parse_message(out));
+                } catch (...) {
+                    ++errors;
+                }
+            }
+        });
+    {
+        // Attach every producer before any can finish, or the consumers would
+        // rightly report closed after the first one leaves.
+        std::vector<ring> rings;
+        for (int id = 0; id < producers; ++id)
+            rings.emplace_back(m, ring_role::producer, "mpmc");
+        std::vector<std::thread> prods;
+        for (int id = 0; id < producers; ++id)
+            prods.emplace_back(
+                [&, id, p = std::move(rings[static_cast<std::size_t>(id)])]() mutable {
+                    for (std::uint64_t i = 0; i < per_producer; ++i)
+                        if (p.send(make_message(static_cast<std::uint32_t>(id), i, i % 100),
+                                   deadline::after(20s)) != io_status::ok)
+                            ++errors;
+                });
+        for (auto& t : prods)
+            t.join();
+    }
+    for (auto& t : threads)
+        t.join();
+    EXPECT_EQ(errors.load(), 0);
+    std::map<std::uint32_t, std::vector<int>> seen;
+    for (auto& v : got) {
+        std::map<std::uint32_t, std::int64_t> last;
+        for (auto& pm : v) {
+            auto [it, fresh] = last.try_emplace(pm.producer, -1);
+            // In order per producer as seen by each consumer.
+            EXPECT_LT(it->second, static_cast<std::int64_t>(pm.seq));
+            it->second = static_cast<std::int64_t>(pm.seq);
+            auto& s = seen[pm.producer];
+            s.resize(per_producer);
+            s[pm.seq]++;
+        }
+    }
+    ASSERT_EQ(seen.size(), static_cast<std::size_t>(producers));
+    for (auto& [id, counts] : seen)
+        for (std::uint64_t i = 0; i < per_producer; ++i)
+            ASSERT_EQ(counts[i], 1) << id << ":" << i;
+}
+
+TEST(RingNamed, CreateOpenRemove) {
+    auto name = "/" + test::unique_name("ring-named");
+    shm_remover rm(name);
+    ring c = ring::create(name, ring_role::consumer, spsc(4096));
+    EXPECT_THROW(ring::create(name, ring_role::consumer, spsc(4096)), error);  // create_only
+    ring p = ring::open(name, ring_role::producer);
+    EXPECT_EQ(p.kind(), ring_kind::spsc);
+    EXPECT_EQ(p.capacity(), 4096u);
+    ASSERT_EQ(p.try_send("named"), io_status::ok);
+    std::string out;
+    ASSERT_EQ(c.try_receive(out), io_status::ok);
+    EXPECT_EQ(out, "named");
+    EXPECT_THROW(ring::create("bad/name", ring_role::consumer), std::invalid_argument);
+    EXPECT_THROW(ring::create(name + "x", ring_role::consumer, spsc(100)), std::invalid_argument);
+    EXPECT_FALSE(shared_memory::remove(name + "x"));  // nothing left behind
+}
+
+TEST(RingChannel, SendReceiveOverShmUrl) {
+    auto name = "/" + test::unique_name("ring-chan");
+    shm_remover rm(name);
+    auto url = "shm:" + name + "?capacity=64k";
+    auto rx = open_channel(url, channel_role::receiver);
+    auto tx = open_channel(url, channel_role::sender);
+    EXPECT_EQ(rx->poll_fd(), -1);
+    EXPECT_EQ(tx->max_message(), 65536u - 8);
+    ASSERT_EQ(tx->send("over the channel"), io_status::ok);
+    message msg;
+    ASSERT_EQ(rx->receive(msg, deadline::after(5s)), io_status::ok);
+    EXPECT_EQ(msg.payload, "over the channel");
+    tx.reset();
+    EXPECT_EQ(rx->receive(msg, deadline::after(5s)), io_status::closed);
+    rx.reset();
+    EXPECT_FALSE(shared_memory::remove(name));  // the receiver created it and removed it
+
+    auto mp = "shm:" + name + "?mode=mpmc&capacity=16k&slot=1k";
+    auto rx2 = open_channel(mp, channel_role::receiver);
+    auto tx2 = open_channel(mp, channel_role::sender);
+    EXPECT_EQ(tx2->max_message(), 1024u);
+    EXPECT_THROW(tx2->send(std::string(1025, 'x')), error);
+    ASSERT_EQ(tx2->send("mpmc"), io_status::ok);
+    ASSERT_EQ(rx2->receive(msg, deadline::after(5s)), io_status::ok);
+    EXPECT_EQ(msg.payload, "mpmc");
+
+    EXPECT_THROW(open_channel("shm:" + name + "z?capacity=1000", channel_role::receiver),
+                 url_error);
+    EXPECT_THROW(
+        open_channel("shm:" + name + "z?mode=mpmc&capacity=12k&slot=4k", channel_role::receiver),
+        url_error);
+    open_options quick;
+    quick.open_deadline = deadline::after(50ms);
+    try {
+        open_channel("shm:" + name + "-nobody", channel_role::sender, quick);
+        FAIL();
+    } catch (const error& e) {
+        EXPECT_EQ(e.code().value(), ETIMEDOUT);
+    }
+}
