@@ -65,6 +65,7 @@ io_outcome write_all(int fd, std::span<const std::byte> buf, const deadline& unt
         } else {
             sigpipe_guard guard;
             n = ::write(fd, buf.data() + done, buf.size() - done);
+            if (n < 0 && errno == EPIPE) guard.saw_epipe();
         }
         if (n >= 0) {
             done += static_cast<std::size_t>(n);
@@ -147,8 +148,8 @@ sigpipe_guard::sigpipe_guard() noexcept {
 
 sigpipe_guard::~sigpipe_guard() {
     const int saved_errno = errno;  // callers inspect the write's errno afterwards
-    if (!was_pending_) {
-        // Consume a SIGPIPE our write raised so it is not delivered on unblock.
+    if (epipe_ && !was_pending_) {
+        // Consume the SIGPIPE our write raised so it is not delivered on unblock.
         sigset_t pipe_only;
         sigemptyset(&pipe_only);
         sigaddset(&pipe_only, SIGPIPE);

@@ -49,16 +49,20 @@ io_outcome read_some(int fd, std::span<std::byte> buf, const deadline& until,
                      std::string_view object, std::size_t& got);
 
 /// Blocks SIGPIPE in the calling thread for write() on pipes/FIFOs, where
-/// MSG_NOSIGNAL is not available; the pending SIGPIPE is consumed before the
-/// previous mask is restored, so nothing is delivered later.
+/// MSG_NOSIGNAL is not available; the SIGPIPE the write raised is consumed
+/// before the previous mask is restored, so nothing is delivered later.
 class sigpipe_guard {
 public:
     sigpipe_guard() noexcept;
     ~sigpipe_guard();
     sigpipe_guard(const sigpipe_guard&) = delete;
     sigpipe_guard& operator=(const sigpipe_guard&) = delete;
+    /// Call when the guarded write failed with EPIPE: only then is a pending
+    /// SIGPIPE ours to consume (one sent by another process is left alone).
+    void saw_epipe() noexcept { epipe_ = true; }
 
 private:
+    bool epipe_ = false;
     bool was_blocked_ = false;
     bool was_pending_ = false;
 };

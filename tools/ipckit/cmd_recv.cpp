@@ -53,6 +53,7 @@ void register_recv(CLI::App& app, verb& v) {
         bool raw = false;
         bool listen = false;
         bool connect = false;
+        bool all = false;
     };
     auto o = std::make_shared<options>();
     auto* cmd = app.add_subcommand("recv", "Receive messages from a channel URL");
@@ -72,6 +73,8 @@ void register_recv(CLI::App& app, verb& v) {
     cmd->add_flag("--raw", o->raw, "Print payload bytes unescaped");
     cmd->add_flag("--listen", o->listen, "Own/listen on the endpoint (the default for recv)");
     cmd->add_flag("--connect", o->connect, "Connect to an endpoint someone else owns");
+    cmd->add_flag("--all", o->all,
+                  "Listening sockets: serve all clients concurrently (same as ?all=1)");
     v.app = cmd;
     v.action = [o]() -> int {
         deadline until = o->timeout.empty() ? deadline::never()
@@ -80,7 +83,11 @@ void register_recv(CLI::App& app, verb& v) {
         opts.open_deadline = until;
         if (o->listen) opts.endpoint = endpoint_mode::listen;
         if (o->connect) opts.endpoint = endpoint_mode::connect;
-        auto ch = open_channel(o->url, channel_role::receiver, opts);
+        std::string url = o->url;
+        if (o->all) url += (url.find('?') == std::string::npos ? "?" : "&") + std::string("all=1");
+        auto ch = open_channel(url, channel_role::receiver, opts);
+        // A listener on port 0 learns its real address only now: say it.
+        if (ch->name() != url) fmt::print(stderr, "ipckit: recv listening on {}\n", ch->name());
         message m;
         for (std::size_t seq = 0; o->count == 0 || seq < o->count; ++seq) {
             auto st = ch->receive(m, until);
