@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   # build
-  g++ cmake ninja-build pkg-config
+  g++ make cmake ninja-build pkg-config
   # tools: {fmt}, CLI11, nlohmann-json
   libfmt-dev libcli11-dev nlohmann-json3-dev
   # tests, fuzzing (clang + libFuzzer runtime), benchmarks

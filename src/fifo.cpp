@@ -43,10 +43,22 @@ bool create_fifo(const std::string& path, open_mode how, unsigned mode) {
         return false;
     }
     // Create with no permissions for others whatever the umask, then set the
-    // exact mode; the window in between grants nothing.
-    if (::mkfifo(path.c_str(), 0) == 0) {
-        if (::chmod(path.c_str(), mode & 07777) < 0) {
-            int e = errno;
+    // exact mode; the window in between grants nothing to anyone else.
+    // Fix (foundation tests): the owner bits are granted from the start. With
+    // mode 0, a sender of the same (non-root) user that opened the FIFO in
+    // that window failed with EACCES.
+    if (::mkfifo(path.c_str(), mode & 0700) == 0) {
+        // fchmod on the FIFO itself, opened without following symlinks: a
+        // chmod(path) could be redirected if the FIFO were swapped for a link.
+        int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+        int e = 0;
+        if (fd < 0) e = errno;
+        unique_fd owned(fd);
+        struct stat st{};
+        if (e == 0 && ::fstat(fd, &st) < 0) e = errno;
+        if (e == 0 && !S_ISFIFO(st.st_mode)) e = EINVAL;
+        if (e == 0 && ::fchmod(fd, mode & 07777) < 0) e = errno;
+        if (e != 0) {
             ::unlink(path.c_str());
             throw_error(e, "chmod", object(path));
         }

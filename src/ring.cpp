@@ -33,9 +33,8 @@ constexpr auto sleep_slice = std::chrono::milliseconds(50);
 // A polling side probes peer pids (system calls) at most this often.
 constexpr std::int64_t probe_interval_ns = 20'000'000;
 
-std::int64_t now_ns() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now().time_since_epoch())
-        .count();
+std::int64_t now_ns(clock::time_point now) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
 }
 
 inline void cpu_relax() noexcept {
@@ -267,7 +266,8 @@ ring::ring(ring&& o) noexcept
       busy_(std::exchange(o.busy_, false)),
       busy_pos_(o.busy_pos_),
       busy_size_(o.busy_size_),
-      last_probe_ns_(o.last_probe_ns_) {}
+      last_probe_ns_(o.last_probe_ns_),
+      peer_seen_(o.peer_seen_) {}
 
 ring::~ring() {
     detach();
@@ -310,22 +310,27 @@ std::size_t ring::max_message() const noexcept {
 
 // ---- peers and waiting --------------------------------------------------------------
 
-// True when the other side attached at some point and no live process is
-// attached any more. Dead pids are probed (system calls) only if may_probe.
+// True when the other side is gone: no live process attached, after one was.
+// "After one was" differs by side. A producer counts any consumer that ever
+// attached (the ring's creator, normally). A consumer counts only producers it
+// has itself seen alive or received data from: a receiver restarted on a ring
+// whose old producer died must wait for a new one, not report closed at once.
+// Dead pids are probed (system calls) only if may_probe.
 bool ring::peers_gone(bool producers, bool may_probe) {
     auto* table = producers ? h_->producers : h_->consumers;
-    auto& seen = producers ? h_->producers_seen : h_->consumers_seen;
-    if (seen.load(std::memory_order_acquire) == 0) return false;
     const auto me = static_cast<std::int32_t>(pid_);
     for (std::size_t i = 0; i < ring_max_peers; ++i) {
         std::int32_t p = table[i].load(std::memory_order_acquire);
         if (p == 0) continue;
-        if (p == me || !may_probe) return false;
-        if (process_alive(p)) return false;
+        if (p == me || !may_probe || process_alive(p)) {
+            peer_seen_ = true;
+            return false;
+        }
         // Free the dead process's slot so a new peer can take it.
         table[i].compare_exchange_strong(p, 0, std::memory_order_acq_rel);
     }
-    return true;
+    if (producers) return peer_seen_;
+    return h_->consumers_seen.load(std::memory_order_acquire) != 0;
 }
 
 void ring::notify_consumers() noexcept {
@@ -393,15 +398,20 @@ io_status ring::wait_data(const deadline& until) {
             cpu_relax();
             if (data_ready()) return io_status::ok;
         }
-        const std::int64_t t = now_ns();
+        const auto now = clock::now();
+        const std::int64_t t = now_ns(now);
         const bool may_probe = t - last_probe_ns_ >= probe_interval_ns;
+        const bool expired = !until.is_never() && now >= until.when();
+        // Cheap path for try-pollers: between probes, "empty/full" is all
+        // there is to say (a departed peer is reported at the next probe).
+        if (expired && !may_probe) return io_status::timed_out;
         if (may_probe) last_probe_ns_ = t;
         if (skip_abandoned_slot(may_probe)) continue;
         if (peers_gone(true, may_probe)) {
             // A producer that committed and then left: its data still counts.
             return data_ready() ? io_status::ok : io_status::closed;
         }
-        if (until.expired()) return io_status::timed_out;
+        if (expired) return io_status::timed_out;
         std::uint32_t seen = h_->data_seq.load(std::memory_order_acquire);
         h_->consumer_waiters.fetch_add(1, std::memory_order_seq_cst);
         if (!data_ready()) {
@@ -426,12 +436,17 @@ io_status ring::wait_space(std::size_t bytes, const deadline& until) {
             cpu_relax();
             if (space_ready(bytes)) return io_status::ok;
         }
-        const std::int64_t t = now_ns();
+        const auto now = clock::now();
+        const std::int64_t t = now_ns(now);
         const bool may_probe = t - last_probe_ns_ >= probe_interval_ns;
+        const bool expired = !until.is_never() && now >= until.when();
+        // Cheap path for try-pollers: between probes, "empty/full" is all
+        // there is to say (a departed peer is reported at the next probe).
+        if (expired && !may_probe) return io_status::timed_out;
         if (may_probe) last_probe_ns_ = t;
         if (peers_gone(false, may_probe))
             return space_ready(bytes) ? io_status::ok : io_status::closed;
-        if (until.expired()) return io_status::timed_out;
+        if (expired) return io_status::timed_out;
         std::uint32_t seen = h_->space_seq.load(std::memory_order_acquire);
         h_->producer_waiters.fetch_add(1, std::memory_order_seq_cst);
         if (!space_ready(bytes)) {
@@ -591,6 +606,7 @@ ring_peek ring::peek(const deadline& until) {
             busy_ = true;
             busy_pos_ = index_;
             busy_size_ = rec;
+            peer_seen_ = true;
             return {io_status::ok, {data_ + off + ring_record_size, r->length}};
         }
     }
@@ -611,6 +627,7 @@ ring_peek ring::peek(const deadline& until) {
                 release();
                 corrupt(name_, "corrupt slot (length " + std::to_string(s->length) + ")");
             }
+            peer_seen_ = true;
             return {io_status::ok, {reinterpret_cast<const std::byte*>(s + 1), s->length}};
         }
         if (diff < 0) {

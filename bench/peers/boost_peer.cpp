@@ -21,7 +21,7 @@ int setup(size_t size) {
             names[d] = "ipckit-peer-boost-" + std::to_string(getpid()) + "-" + std::to_string(d);
             bip::message_queue::remove(names[d].c_str());
             queues[d] = std::make_unique<bip::message_queue>(bip::create_only, names[d].c_str(), 10,
-                                                            size, bip::permissions(0600));
+                                                             size, bip::permissions(0600));
         }
         return 0;
     } catch (const std::exception& e) {
@@ -79,7 +79,8 @@ void teardown() {
 }  // namespace
 
 int main(int argc, char** argv) {
-    static const peer_ops ops = {"boost-mq", "library", "shm", static_cast<size_t>(-1), 0,
-                                 setup, attach, q_send, q_recv, detach, teardown};
+    static const peer_ops ops = {"boost-mq", "library", "shm",   static_cast<size_t>(-1),
+                                 0,          setup,     attach,  q_send,
+                                 q_recv,     detach,    teardown};
     return pd_run(&ops, argc, argv);
 }

@@ -101,7 +101,8 @@ static void pd_signal(int child) {
 static void pd_wait(int child) {
     char c;
     ssize_t r;
-    do r = read(pd_sync_fds[!child][0], &c, 1);
+    do
+        r = read(pd_sync_fds[!child][0], &c, 1);
     while (r < 0 && errno == EINTR);
     if (r != 1) {
         fprintf(stderr, "peer: the other process died before it was ready\n");
@@ -218,13 +219,14 @@ static int pd_run(const struct peer_ops* ops, int argc, char** argv) {
         if (!failed) {
             qsort(samples, (size_t)count, sizeof *samples, pd_cmp_u64);
             size_t n = (size_t)count;
-            printf("{\"count\":%ld,\"p50_ns\":%llu,\"p90_ns\":%llu,\"p99_ns\":%llu,"
-                   "\"p999_ns\":%llu,\"max_ns\":%llu,\"mean_ns\":%.1f}\n",
-                   count, (unsigned long long)pd_percentile(samples, n, 50),
-                   (unsigned long long)pd_percentile(samples, n, 90),
-                   (unsigned long long)pd_percentile(samples, n, 99),
-                   (unsigned long long)pd_percentile(samples, n, 99.9),
-                   (unsigned long long)samples[n - 1], sum / (double)count);
+            printf(
+                "{\"count\":%ld,\"p50_ns\":%llu,\"p90_ns\":%llu,\"p99_ns\":%llu,"
+                "\"p999_ns\":%llu,\"max_ns\":%llu,\"mean_ns\":%.1f}\n",
+                count, (unsigned long long)pd_percentile(samples, n, 50),
+                (unsigned long long)pd_percentile(samples, n, 90),
+                (unsigned long long)pd_percentile(samples, n, 99),
+                (unsigned long long)pd_percentile(samples, n, 99.9),
+                (unsigned long long)samples[n - 1], sum / (double)count);
         }
         free(samples);
     } else {
@@ -237,11 +239,14 @@ static int pd_run(const struct peer_ops* ops, int argc, char** argv) {
         }
         char c = 0;
         ssize_t r;
-        do r = read(pd_sync_fds[1][0], &c, 1);
+        do
+            r = read(pd_sync_fds[1][0], &c, 1);
         while (r < 0 && errno == EINTR);
         uint64_t t1 = pd_now_ns();
-        if (r != 1 || c != 'k') failed = 1;
-        else printf("{\"count\":%ld,\"seconds\":%.9f}\n", count, (double)(t1 - t0) / 1e9);
+        if (r != 1 || c != 'k')
+            failed = 1;
+        else
+            printf("{\"count\":%ld,\"seconds\":%.9f}\n", count, (double)(t1 - t0) / 1e9);
     }
     if (ops->detach) ops->detach(0);
     if (failed) kill(pid, SIGKILL); /* it may be blocked waiting for us */

@@ -66,8 +66,12 @@ __attribute__((unused)) static long read_exact(int fd, unsigned char* p, size_t 
 #if PEER_MECH == MECH_PIPE || PEER_MECH == MECH_FIFO || PEER_MECH == MECH_UNIX || \
     PEER_MECH == MECH_SOCKETPAIR || PEER_MECH == MECH_TCP
 /* Stream mechanisms: the message size is fixed per run, so no framing. */
-static int s_send(int dir, const unsigned char* buf, size_t n) { return write_all(fds[dir][1], buf, n); }
-static long s_recv(int dir, unsigned char* buf, size_t cap) { return read_exact(fds[dir][0], buf, cap); }
+static int s_send(int dir, const unsigned char* buf, size_t n) {
+    return write_all(fds[dir][1], buf, n);
+}
+static long s_recv(int dir, unsigned char* buf, size_t cap) {
+    return read_exact(fds[dir][0], buf, cap);
+}
 #endif
 
 #if PEER_MECH == MECH_PIPE
@@ -82,7 +86,8 @@ static int attach(int child) {
     close(fds[1][child ? 0 : 1]);
     return 0;
 }
-static const struct peer_ops ops = {"raw-pipe", "raw", "pipe", (size_t)-1, 0, setup, attach, s_send, s_recv, NULL, NULL};
+static const struct peer_ops ops = {"raw-pipe", "raw",  "pipe", (size_t)-1, 0,   setup,
+                                    attach,     s_send, s_recv, NULL,       NULL};
 
 #elif PEER_MECH == MECH_FIFO
 static char paths[2][64];
@@ -109,7 +114,8 @@ static void teardown(void) {
     unlink(paths[0]);
     unlink(paths[1]);
 }
-static const struct peer_ops ops = {"raw-fifo", "raw", "fifo", (size_t)-1, 0, setup, attach, s_send, s_recv, NULL, teardown};
+static const struct peer_ops ops = {"raw-fifo", "raw",  "fifo", (size_t)-1, 0,       setup,
+                                    attach,     s_send, s_recv, NULL,       teardown};
 
 #elif PEER_MECH == MECH_MQ
 static char names[2][64];
@@ -132,13 +138,15 @@ static int attach(int child) {
 }
 static int q_send(int dir, const unsigned char* buf, size_t n) {
     int r;
-    do r = mq_send(qs[dir], (const char*)buf, n, 0);
+    do
+        r = mq_send(qs[dir], (const char*)buf, n, 0);
     while (r < 0 && errno == EINTR);
     return r;
 }
 static long q_recv(int dir, unsigned char* buf, size_t cap) {
     ssize_t r;
-    do r = mq_receive(qs[dir], (char*)buf, cap, NULL);
+    do
+        r = mq_receive(qs[dir], (char*)buf, cap, NULL);
     while (r < 0 && errno == EINTR);
     return (long)r;
 }
@@ -146,14 +154,15 @@ static void teardown(void) {
     for (int d = 0; d < 2; ++d)
         if (names[d][0]) mq_unlink(names[d]);
 }
-static const struct peer_ops ops = {"raw-mq", "raw", "mq", (size_t)-1, 0, setup, attach, q_send, q_recv, NULL, teardown};
+static const struct peer_ops ops = {"raw-mq", "raw",  "mq",   (size_t)-1, 0,       setup,
+                                    attach,   q_send, q_recv, NULL,       teardown};
 
 #elif PEER_MECH == MECH_SYSVMQ
 static int ids[2] = {-1, -1};
 static struct {
     long mtype;
     unsigned char data[];
-}* msgbuf;
+} * msgbuf;
 static long read_long(const char* path) {
     FILE* f = fopen(path, "re");
     long v = -1;
@@ -196,13 +205,15 @@ static int v_send(int dir, const unsigned char* buf, size_t n) {
     msgbuf->mtype = 1;
     memcpy(msgbuf->data, buf, n);
     int r;
-    do r = msgsnd(ids[dir], msgbuf, n, 0);
+    do
+        r = msgsnd(ids[dir], msgbuf, n, 0);
     while (r < 0 && errno == EINTR);
     return r;
 }
 static long v_recv(int dir, unsigned char* buf, size_t cap) {
     ssize_t r;
-    do r = msgrcv(ids[dir], msgbuf, cap, 0, 0);
+    do
+        r = msgrcv(ids[dir], msgbuf, cap, 0, 0);
     while (r < 0 && errno == EINTR);
     if (r > 0) memcpy(buf, msgbuf->data, (size_t)r);
     return (long)r;
@@ -211,7 +222,8 @@ static void teardown(void) {
     for (int d = 0; d < 2; ++d)
         if (ids[d] >= 0) msgctl(ids[d], IPC_RMID, NULL);
 }
-static const struct peer_ops ops = {"raw-sysvmq", "raw", "sysvmq", (size_t)-1, 0, setup, attach, v_send, v_recv, NULL, teardown};
+static const struct peer_ops ops = {"raw-sysvmq", "raw",  "sysvmq", (size_t)-1, 0,       setup,
+                                    attach,       v_send, v_recv,   NULL,       teardown};
 
 #elif PEER_MECH == MECH_UNIX || PEER_MECH == MECH_TCP
 static int listener = -1;
@@ -229,7 +241,8 @@ static int setup(size_t size) {
     memset(&addr, 0, sizeof addr);
     addr.sun_family = AF_UNIX;
     /* Abstract address: nothing to unlink afterwards. */
-    int n = snprintf(addr.sun_path + 1, sizeof addr.sun_path - 1, "ipckit-peer-unix-%d", (int)getpid());
+    int n =
+        snprintf(addr.sun_path + 1, sizeof addr.sun_path - 1, "ipckit-peer-unix-%d", (int)getpid());
     addr_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
 #else
     listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -252,7 +265,8 @@ static int attach(int child) {
         fd = socket(((struct sockaddr*)&addr)->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0 || connect(fd, (struct sockaddr*)&addr, addr_len) != 0) return -1;
     } else {
-        do fd = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
+        do
+            fd = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
         while (fd < 0 && errno == EINTR);
         close(listener);
         if (fd < 0) return -1;
@@ -265,9 +279,20 @@ static int attach(int child) {
     return 0;
 }
 #if PEER_MECH == MECH_UNIX
-static const struct peer_ops ops = {"raw-unix-stream", "raw", "unix-stream", (size_t)-1, 0, setup, attach, s_send, s_recv, NULL, NULL};
+static const struct peer_ops ops = {"raw-unix-stream",
+                                    "raw",
+                                    "unix-stream",
+                                    (size_t)-1,
+                                    0,
+                                    setup,
+                                    attach,
+                                    s_send,
+                                    s_recv,
+                                    NULL,
+                                    NULL};
 #else
-static const struct peer_ops ops = {"raw-tcp", "raw", "tcp", (size_t)-1, 0, setup, attach, s_send, s_recv, NULL, NULL};
+static const struct peer_ops ops = {"raw-tcp", "raw",  "tcp",  (size_t)-1, 0,   setup,
+                                    attach,    s_send, s_recv, NULL,       NULL};
 #endif
 
 #elif PEER_MECH == MECH_SOCKETPAIR
@@ -281,7 +306,8 @@ static int attach(int child) {
     fds[0][0] = fds[0][1] = fds[1][0] = fds[1][1] = sv[child];
     return 0;
 }
-static const struct peer_ops ops = {"raw-socketpair", "raw", "socketpair", (size_t)-1, 0, setup, attach, s_send, s_recv, NULL, NULL};
+static const struct peer_ops ops = {"raw-socketpair", "raw",  "socketpair", (size_t)-1, 0,   setup,
+                                    attach,           s_send, s_recv,       NULL,       NULL};
 
 #elif PEER_MECH == MECH_UDP
 static int socks[2] = {-1, -1};
@@ -310,17 +336,20 @@ static int attach(int child) {
 }
 static int d_send(int dir, const unsigned char* buf, size_t n) {
     ssize_t r;
-    do r = send(fds[dir][1], buf, n, MSG_NOSIGNAL);
+    do
+        r = send(fds[dir][1], buf, n, MSG_NOSIGNAL);
     while (r < 0 && errno == EINTR);
     return r == (ssize_t)n ? 0 : -1;
 }
 static long d_recv(int dir, unsigned char* buf, size_t cap) {
     ssize_t r;
-    do r = recv(fds[dir][0], buf, cap, 0);
+    do
+        r = recv(fds[dir][0], buf, cap, 0);
     while (r < 0 && errno == EINTR);
     return (long)r;
 }
-static const struct peer_ops ops = {"raw-udp", "raw", "udp", 65507, 1, setup, attach, d_send, d_recv, NULL, NULL};
+static const struct peer_ops ops = {"raw-udp", "raw",  "udp",  65507, 1,   setup,
+                                    attach,    d_send, d_recv, NULL,  NULL};
 #endif
 
 int main(int argc, char** argv) {

@@ -1,6 +1,6 @@
-#define _GNU_SOURCE
 /* ZeroMQ PAIR baseline over ipc:// (Unix socket) or tcp:// (loopback),
  * selected by ZMQ_OVER_TCP at compile time. */
+#define _GNU_SOURCE /* sched_setaffinity in peer_driver.h */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -48,7 +48,8 @@ static int attach(int child) {
 static int z_send(int dir, const unsigned char* buf, size_t n) {
     (void)dir;
     int r;
-    do r = zmq_send(sock, buf, n, 0);
+    do
+        r = zmq_send(sock, buf, n, 0);
     while (r < 0 && errno == EINTR);
     return r == (int)n ? 0 : -1;
 }
@@ -56,7 +57,8 @@ static int z_send(int dir, const unsigned char* buf, size_t n) {
 static long z_recv(int dir, unsigned char* buf, size_t cap) {
     (void)dir;
     int r;
-    do r = zmq_recv(sock, buf, cap, 0);
+    do
+        r = zmq_recv(sock, buf, cap, 0);
     while (r < 0 && errno == EINTR);
     return r;
 }
@@ -75,9 +77,12 @@ static void teardown(void) {
 
 int main(int argc, char** argv) {
 #ifdef ZMQ_OVER_TCP
-    static const struct peer_ops ops = {"zmq-tcp", "library", "tcp", (size_t)-1, 0, setup, attach, z_send, z_recv, detach, teardown};
+    static const struct peer_ops ops = {"zmq-tcp", "library", "tcp",  (size_t)-1, 0,       setup,
+                                        attach,    z_send,    z_recv, detach,     teardown};
 #else
-    static const struct peer_ops ops = {"zmq-ipc", "library", "unix-stream", (size_t)-1, 0, setup, attach, z_send, z_recv, detach, teardown};
+    static const struct peer_ops ops = {"zmq-ipc", "library", "unix-stream", (size_t)-1,
+                                        0,         setup,     attach,        z_send,
+                                        z_recv,    detach,    teardown};
 #endif
     return pd_run(&ops, argc, argv);
 }

@@ -167,6 +167,8 @@ class ring {
     std::size_t busy_size_ = 0;
     // Rate limit of the pid probes (system calls) while polling.
     std::int64_t last_probe_ns_ = 0;
+    // Consumer: a producer was seen alive or delivered data (see peers_gone).
+    bool peer_seen_ = false;
 };
 
 }  // namespace ipckit

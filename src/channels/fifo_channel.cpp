@@ -4,6 +4,8 @@
 // no close/reopen window. The sender opens an existing FIFO and waits for a
 // reader until the open deadline. A FIFO the receiver created is removed
 // when its channel closes.
+#include <unistd.h>
+
 #include "channels/factories.hpp"
 #include "channels/stream_channel.hpp"
 #include "ipckit/error.hpp"
@@ -28,7 +30,12 @@ std::unique_ptr<channel> open_fifo_channel(const url& u, channel_role role,
         auto ch = std::make_unique<stream_channel>(u.text, std::move(rd), unique_fd{}, so);
         if (keep) ch->keep_open(std::move(*keep));
         // Like the lecture's reader: whoever made the FIFO removes it.
-        if (created) ch->on_close([path = u.path] { remove_fifo(path); });
+        // Only the creating process removes it: a forked child that inherits
+        // the channel and destroys its copy must not pull the FIFO away.
+        if (created)
+            ch->on_close([path = u.path, creator = ::getpid()] {
+                if (::getpid() == creator) remove_fifo(path);
+            });
         return ch;
     }
     auto wr = open_fifo_writer(u.path, options.open_deadline);

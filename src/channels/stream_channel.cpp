@@ -85,8 +85,8 @@ std::size_t frame_decoder::feed(const char* data, std::size_t size) {
             throw_error(EMSGSIZE, "receive", name_,
                         "line longer than max_message " + std::to_string(max_) + " bytes");
         if (partial_.size() + take > partial_.capacity())  // fix: grow, but never past max_
-            grow_exact(partial_, std::min(max_, std::max(2 * partial_.capacity(),
-                                                         partial_.size() + take)));
+            grow_exact(partial_,
+                       std::min(max_, std::max(2 * partial_.capacity(), partial_.size() + take)));
         partial_.append(data, take);
         if (nl) {
             ready_ = true;

@@ -58,9 +58,10 @@ void expect_latency_shape(const json& l, const std::string& where) {
 TEST(BenchCli, QuickRunWritesTheDocumentedJsonAndCsv) {
     scoped_unlink json_file(unique_path("ipckit-bench-json"));
     scoped_unlink csv_file(unique_path("ipckit-bench-csv"));
-    auto r = run_ipckit({"bench", "--quick", "--quiet", "--transports", "pipe,socketpair,fifo", "--sizes", "64,1k",
-                         "--count", "200", "--json", json_file.path(), "--csv", csv_file.path()},
-                        {}, 180s);
+    auto r = run_ipckit(
+        {"bench", "--quick", "--quiet", "--transports", "pipe,socketpair,fifo", "--sizes", "64,1k",
+         "--count", "200", "--json", json_file.path(), "--csv", csv_file.path()},
+        {}, 180s);
     ASSERT_EQ(r.status.code, 0) << context(r);
     EXPECT_NE(r.out.find("hardware floor"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("size 1 KiB"), std::string::npos) << r.out;
@@ -95,7 +96,8 @@ TEST(BenchCli, QuickRunWritesTheDocumentedJsonAndCsv) {
     EXPECT_EQ(rows[0].at("kind"), "floor") << "the floor rows come first";
     bool saw_pipe_64 = false, saw_socketpair_1k = false, saw_raw = false;
     for (const auto& row : rows) {
-        std::string where = row.at("name").get<std::string>() + "@" + std::to_string(row.at("size").get<int>());
+        std::string where =
+            row.at("name").get<std::string>() + "@" + std::to_string(row.at("size").get<int>());
         expect_documented(row, md, "results[]");
         expect_documented(row.at("ratios"), md, "results[].ratios");
         std::string status = row.at("status");
@@ -119,7 +121,8 @@ TEST(BenchCli, QuickRunWritesTheDocumentedJsonAndCsv) {
     }
     EXPECT_TRUE(saw_pipe_64);
     EXPECT_TRUE(saw_socketpair_1k);
-    EXPECT_TRUE(saw_raw) << "the raw-syscall peers are built with ipckit and must be found next to it";
+    EXPECT_TRUE(saw_raw)
+        << "the raw-syscall peers are built with ipckit and must be found next to it";
 
     std::string csv = slurp(csv_file.path());
     EXPECT_NE(csv.find("# schema_version: 1\n"), std::string::npos);
@@ -130,28 +133,33 @@ TEST(BenchCli, QuickRunWritesTheDocumentedJsonAndCsv) {
 TEST(BenchCli, CorruptedDeliveryFailsTheRun) {
     // The hidden test hook flips one byte of message 3 of every stream; the
     // receiving process must notice, for ipckit channels and for peers alike.
-    auto r = run_ipckit({"bench", "--quiet", "--transports", "pipe,fifo", "--sizes", "1k", "--count", "50",
-                         "--inject-corruption", "3"},
+    auto r = run_ipckit({"bench", "--quiet", "--transports", "pipe,fifo", "--sizes", "1k",
+                         "--count", "50", "--inject-corruption", "3"},
                         {}, 120s);
     EXPECT_EQ(r.status.code, 1) << context(r);
-    EXPECT_NE(r.err.find("ipckit: bench pipe 1 KiB: message 3: corrupt message (checksum mismatch)"),
-              std::string::npos)
+    EXPECT_NE(
+        r.err.find("ipckit: bench pipe 1 KiB: message 3: corrupt message (checksum mismatch)"),
+        std::string::npos)
         << context(r);
-    EXPECT_NE(r.err.find("ipckit: bench fifo 1 KiB: message 3: corrupt"), std::string::npos) << context(r);
-    EXPECT_NE(r.err.find("raw-pipe"), std::string::npos) << "the peer must fail too\n" << context(r);
+    EXPECT_NE(r.err.find("ipckit: bench fifo 1 KiB: message 3: corrupt"), std::string::npos)
+        << context(r);
+    EXPECT_NE(r.err.find("raw-pipe"), std::string::npos) << "the peer must fail too\n"
+                                                         << context(r);
     EXPECT_NE(r.out.find("FAILED runs"), std::string::npos) << r.out;
 }
 
 TEST(BenchCli, UncorruptedSameRunPasses) {
     // The control for the test above: same options without the hook.
-    auto r = run_ipckit({"bench", "--quiet", "--transports", "pipe,fifo", "--sizes", "1k", "--count", "50"}, {}, 120s);
+    auto r = run_ipckit(
+        {"bench", "--quiet", "--transports", "pipe,fifo", "--sizes", "1k", "--count", "50"}, {},
+        120s);
     EXPECT_EQ(r.status.code, 0) << context(r);
 }
 
 TEST(BenchCli, SizeBeyondATransportLimitIsSkippedWithTheReason) {
     scoped_unlink json_file(unique_path("ipckit-bench-json"));
-    auto r = run_ipckit({"bench", "--quiet", "--transports", "raw-udp", "--sizes", "64k", "--count", "20", "--json",
-                         json_file.path()},
+    auto r = run_ipckit({"bench", "--quiet", "--transports", "raw-udp", "--sizes", "64k", "--count",
+                         "20", "--json", json_file.path()},
                         {}, 120s);
     ASSERT_EQ(r.status.code, 0) << context(r);
     json doc = json::parse(slurp(json_file.path()));
@@ -160,7 +168,8 @@ TEST(BenchCli, SizeBeyondATransportLimitIsSkippedWithTheReason) {
         if (row.at("name") != "raw-udp") continue;
         found = true;
         EXPECT_EQ(row.at("status"), "skipped");
-        EXPECT_NE(row.at("reason").get<std::string>().find("limit of 65507 bytes"), std::string::npos)
+        EXPECT_NE(row.at("reason").get<std::string>().find("limit of 65507 bytes"),
+                  std::string::npos)
             << row.at("reason");
         EXPECT_TRUE(row.at("latency").is_null());
     }
@@ -179,6 +188,7 @@ TEST(BenchCli, BadArgumentsAreUsageErrors) {
         {{"bench", "--pin", "0"}, "expected two CPUs"},
         {{"bench", "--pin", "a,b"}, "not CPU numbers"},
         {{"bench", "--count", "0"}, "count"},
+        {{"bench", "--transports", "carrier-pigeon"}, "nothing is called 'carrier-pigeon'"},
     };
     for (const auto& c : cases) {
         auto r = run_ipckit(c.args, {}, 30s);
@@ -201,24 +211,27 @@ TEST(BenchCli, HtmlReportRendersItsChartsInHeadlessChromium) {
     std::string chromium = find_chromium();
     if (chromium.empty()) GTEST_SKIP() << "chromium is not installed (apt-get install chromium)";
     scoped_unlink html(unique_path("ipckit-bench-report") + ".html");
-    auto r = run_ipckit({"bench", "--quick", "--quiet", "--transports", "pipe,socketpair", "--sizes", "64,1k",
-                         "--count", "100", "--report", html.path()},
+    auto r = run_ipckit({"bench", "--quick", "--quiet", "--transports", "pipe,socketpair",
+                         "--sizes", "64,1k", "--count", "100", "--report", html.path()},
                         {}, 180s);
     ASSERT_EQ(r.status.code, 0) << context(r);
     std::string page = slurp(html.path());
-    EXPECT_EQ(page.find("http://"), page.find("http://www.w3.org/2000/svg")) << "the page must not load anything";
+    EXPECT_EQ(page.find("http://"), page.find("http://www.w3.org/2000/svg"))
+        << "the page must not load anything";
     EXPECT_EQ(page.find("https://"), std::string::npos) << "the page must not load anything";
 
     char profile[] = "/tmp/ipckit-bench-chromium-XXXXXX";
     ASSERT_NE(::mkdtemp(profile), nullptr);
-    auto dom = ipckit::run({chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                            "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                            "--disable-sync", std::string("--user-data-dir=") + profile, "--dump-dom",
-                            "file://" + html.path()},
-                           {}, ipckit::deadline::after(90s));
+    auto dom = ipckit::run(
+        {chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", std::string("--user-data-dir=") + profile, "--dump-dom",
+         "file://" + html.path()},
+        {}, ipckit::deadline::after(90s));
     ipckit::run({"rm", "-rf", profile}, {}, ipckit::deadline::after(30s));
     ASSERT_FALSE(dom.timed_out) << "chromium did not finish";
-    ASSERT_TRUE(dom.status.exited && dom.status.code == 0) << dom.status.describe() << "\n" << dom.err;
+    ASSERT_TRUE(dom.status.exited && dom.status.code == 0) << dom.status.describe() << "\n"
+                                                           << dom.err;
 
     // The script sets this attribute after drawing; the source page has none.
     std::smatch m;
@@ -226,9 +239,12 @@ TEST(BenchCli, HtmlReportRendersItsChartsInHeadlessChromium) {
         << "the chart script did not run:\n"
         << dom.out.substr(0, 2000);
     EXPECT_EQ(std::stoi(m[1]), 4) << "latency + throughput chart per size";
-    EXPECT_EQ(page.find("class=\"bar\""), std::string::npos) << "bars must be drawn by the script, not served";
+    EXPECT_EQ(page.find("class=\"bar\""), std::string::npos)
+        << "bars must be drawn by the script, not served";
     std::ptrdiff_t bars = 0;
-    for (std::size_t pos = 0; (pos = dom.out.find("class=\"bar\"", pos)) != std::string::npos; ++pos) ++bars;
+    for (std::size_t pos = 0; (pos = dom.out.find("class=\"bar\"", pos)) != std::string::npos;
+         ++pos)
+        ++bars;
     EXPECT_GE(bars, 8) << "every ok row of every chart has a bar";
     EXPECT_NE(dom.out.find("data-kind=\"latency\" data-size=\"1024\""), std::string::npos);
     EXPECT_NE(dom.out.find("data-kind=\"throughput\" data-size=\"64\""), std::string::npos);

@@ -23,10 +23,16 @@ bool exists(const std::string& path) {
     return ::lstat(path.c_str(), &st) == 0;
 }
 
-// Waits until something exists at path (the receiver created its FIFO).
+mode_t permissions_of(const std::string& path) {
+    struct stat st {};
+    return ::lstat(path.c_str(), &st) == 0 ? st.st_mode & 07777 : 0;
+}
+
+// Waits until the receiver's FIFO exists with its final mode (it is created
+// with mode 0 and then chmod'ed, so a non-root writer must not race that).
 bool wait_for_path(const std::string& path, std::chrono::milliseconds timeout = 10s) {
     auto until = deadline::after(timeout);
-    while (!exists(path)) {
+    while (permissions_of(path) == 0) {
         if (until.expired()) return false;
         std::this_thread::sleep_for(5ms);
     }

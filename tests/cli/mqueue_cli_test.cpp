@@ -31,7 +31,7 @@ using ipckit::test::run_ipckit;
 namespace {
 
 std::string qname() {
-    return "/" + test::unique_name("ipckit-mqcli");
+    return std::string("/").append(test::unique_name("ipckit-mqcli"));
 }
 
 std::vector<nlohmann::json> json_lines(const std::string& out) {
@@ -283,7 +283,7 @@ TEST(LsRmCli, ListsPosixQueuesFromMqueueFilesystem) {
 }
 
 TEST(LsRmCli, ListsPosixShmWithAttachedCountAndAbstractSockets) {
-    std::string shm_name = "/" + test::unique_name("ipckit-lsshm");
+    std::string shm_name = std::string("/").append(test::unique_name("ipckit-lsshm"));
     int fd = ::shm_open(shm_name.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
     ASSERT_GE(fd, 0);
     struct shm_cleanup {

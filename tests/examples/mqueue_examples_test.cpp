@@ -55,7 +55,7 @@ std::array<run_result, 2> run_two_clients(const std::vector<std::string>& argv) 
 }  // namespace
 
 TEST(MqueueExamples, PosixServerAnswersEachClientOnItsOwnQueue) {
-    std::string server_name = "/" + test::unique_name("ipckit-mqex");
+    std::string server_name = std::string("/").append(test::unique_name("ipckit-mqex"));
     mq_remover rm(server_name);  // in case the server is killed
     spawn_options so;
     so.out = stdio_mode::pipe;

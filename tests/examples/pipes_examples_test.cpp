@@ -30,7 +30,8 @@ mode_t mode_of(const std::string& path) {
 
 bool wait_for_path(const std::string& path) {
     auto until = deadline::after(10s);
-    while (mode_of(path) == 0) {
+    // Mode 0 until the creator's chmod: a non-root writer must wait for that.
+    while ((mode_of(path) & 07777) == 0) {
         if (until.expired()) return false;
         std::this_thread::sleep_for(5ms);
     }

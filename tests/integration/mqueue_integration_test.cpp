@@ -17,7 +17,7 @@ using namespace std::chrono_literals;
 namespace {
 
 std::string qname() {
-    return "/" + test::unique_name("ipckit-mqi");
+    return std::string("/").append(test::unique_name("ipckit-mqi"));
 }
 
 std::string sysv_url_key() {

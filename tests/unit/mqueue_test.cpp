@@ -20,7 +20,7 @@ using namespace std::chrono_literals;
 namespace {
 
 std::string qname() {
-    return "/" + test::unique_name("ipckit-mqt");
+    return std::string("/").append(test::unique_name("ipckit-mqt"));
 }
 
 // A small queue that fits any container's limits (msg_max may be 10).
@@ -58,13 +58,13 @@ TEST(MqueueName, RejectsBadNames) {
     EXPECT_EQ(empty.code().value(), EINVAL);
     EXPECT_EQ(expect_error([] { message_queue::validate_name(""); }).code().value(), EINVAL);
 
-    std::string too_long = "/" + std::string(256, 'x');
+    std::string too_long = std::string("/").append(std::string(256, 'x'));
     auto longer = expect_error([&] { message_queue::open(too_long, small()); });
     EXPECT_EQ(longer.code().value(), EINVAL);
     EXPECT_NE(std::string(longer.what()).find("NAME_MAX = 255"), std::string::npos)
         << longer.what();
     // Exactly NAME_MAX characters is fine.
-    EXPECT_NO_THROW(message_queue::validate_name("/" + std::string(255, 'x')));
+    EXPECT_NO_THROW(message_queue::validate_name(std::string("/").append(std::string(255, 'x'))));
 }
 
 TEST(Mqueue, OpenModes) {

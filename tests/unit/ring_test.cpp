@@ -303,6 +303,26 @@ TEST(RingSpsc, ProducerLeavingIsClosedOnceDrained) {
     EXPECT_EQ(out, "three");
 }
 
+TEST(RingSpsc, ConsumerRestartedOnAStaleRingWaitsForANewProducer) {
+    const auto m = memory_for(spsc(1024));
+    {
+        ring old_consumer(m, ring_role::consumer, "stale");
+        ring old_producer(m, ring_role::producer, "stale");
+    }
+    // Both gone; a new consumer must not report closed for a producer it
+    // never saw: it waits.
+    ring c(m, ring_role::consumer, "stale");
+    std::string out;
+    EXPECT_EQ(c.receive(out, deadline::after(30ms)), io_status::timed_out);
+    {
+        ring p(m, ring_role::producer, "stale");
+        ASSERT_EQ(p.try_send("fresh"), io_status::ok);
+    }
+    ASSERT_EQ(c.receive(out, deadline::after(5s)), io_status::ok);
+    EXPECT_EQ(out, "fresh");
+    EXPECT_EQ(c.receive(out, deadline::after(5s)), io_status::closed);
+}
+
 TEST(RingSpsc, ConsumerGoneWhileFullIsClosed) {
     const auto m = memory_for(spsc(64));
     ring p(m, ring_role::producer, "cgone");

@@ -24,15 +24,15 @@ inline constexpr int schema_version = 1;
 struct options {
     std::vector<std::string> transports;  ///< filters; empty = everything
     std::vector<std::size_t> sizes{64, 1024, 64 * 1024, 1024 * 1024};
-    std::uint64_t count = 10000;        ///< round trips / messages per run
+    std::uint64_t count = 10000;             ///< round trips / messages per run
     std::uint64_t byte_budget = 256u << 20;  ///< caps count * size per run
-    unsigned repeat = 1;                ///< runs per figure; the best one is kept
-    int pin_parent = -1, pin_child = -1;  ///< CPUs, -1 = not pinned
+    unsigned repeat = 1;                     ///< runs per figure; the best one is kept
+    int pin_parent = -1, pin_child = -1;     ///< CPUs, -1 = not pinned
     bool quick = false;
-    bool progress = false;              ///< progress bar on stderr
-    std::string peers_dir;              ///< empty: next to the ipckit binary
-    long long inject_corruption = -1;   ///< test hook: corrupt this message
-    double receive_timeout_s = 10;      ///< a message later than this is "missing"
+    bool progress = false;             ///< progress bar on stderr
+    std::string peers_dir;             ///< empty: next to the ipckit binary
+    long long inject_corruption = -1;  ///< test hook: corrupt this message
+    double receive_timeout_s = 10;     ///< a message later than this is "missing"
 };
 
 struct latency_stats {
@@ -96,7 +96,7 @@ struct report {
     machine_info machine;
     options config;
     floor_info floor;
-    std::vector<row> rows;  ///< floor rows first, then by size, ranked by p50
+    std::vector<row> rows;            ///< floor rows first, then by size, ranked by p50
     std::vector<std::string> errors;  ///< every failed run, one line each
     bool ok() const { return errors.empty(); }
 };

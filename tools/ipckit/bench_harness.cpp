@@ -49,7 +49,8 @@ using namespace std::chrono_literals;
 std::uint64_t now_ns() noexcept {
     timespec ts{};
     ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000u + static_cast<std::uint64_t>(ts.tv_nsec);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000u +
+           static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
 void cpu_relax() noexcept {
@@ -63,7 +64,8 @@ void pin_to(int cpu) {
     cpu_set_t set;
     CPU_ZERO(&set);
     CPU_SET(cpu, &set);
-    if (::sched_setaffinity(0, sizeof set, &set) != 0) throw_errno("sched_setaffinity", fmt::format("cpu {}", cpu));
+    if (::sched_setaffinity(0, sizeof set, &set) != 0)
+        throw_errno("sched_setaffinity", fmt::format("cpu {}", cpu));
 }
 
 /// Nearest-rank percentiles, the same rule as the peers (peer_driver.h).
@@ -72,7 +74,8 @@ latency_stats summarize(std::vector<std::uint64_t>& samples) {
     if (samples.empty()) return s;
     std::sort(samples.begin(), samples.end());
     auto pct = [&](double p) {
-        auto rank = static_cast<std::size_t>(p / 100.0 * static_cast<double>(samples.size()) + 0.999999);
+        auto rank =
+            static_cast<std::size_t>(p / 100.0 * static_cast<double>(samples.size()) + 0.999999);
         rank = std::clamp<std::size_t>(rank, 1, samples.size());
         return samples[rank - 1];
     };
@@ -83,7 +86,8 @@ latency_stats summarize(std::vector<std::uint64_t>& samples) {
     s.p999_ns = pct(99.9);
     s.max_ns = samples.back();
     double sum = 0;
-    for (auto v : samples) sum += static_cast<double>(v);
+    for (auto v : samples)
+        sum += static_cast<double>(v);
     s.mean_ns = sum / static_cast<double>(samples.size());
     return s;
 }
@@ -149,6 +153,19 @@ std::string utc_now() {
 /// One-way hand-off of a cache line between two threads: the lowest latency
 /// any shared-memory transport could reach on this machine.
 latency_stats measure_cacheline(std::uint64_t count, int cpu_a, int cpu_b) {
+    // Unpinned, the scheduler may stack both threads on one CPU (the other
+    // busy with a neighbour) and the figure becomes a yield round trip: put
+    // them on two different allowed CPUs unless --pin chose.
+    if (cpu_a < 0 || cpu_b < 0) {
+        cpu_set_t allowed;
+        if (::sched_getaffinity(0, sizeof allowed, &allowed) == 0 && CPU_COUNT(&allowed) >= 2) {
+            std::vector<int> cpus;
+            for (int c = 0; c < CPU_SETSIZE && cpus.size() < 2; ++c)
+                if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
+            cpu_a = cpus[0];
+            cpu_b = cpus[1];
+        }
+    }
     struct alignas(64) line {
         std::atomic<std::uint64_t> v{0};
     };
@@ -160,9 +177,11 @@ latency_stats measure_cacheline(std::uint64_t count, int cpu_a, int cpu_b) {
     // spins the other thread is plainly not running (both on one CPU, the
     // other taken by a neighbour), so yield instead of burning the slice.
     auto wait_for = [](std::atomic<std::uint64_t>& a, std::uint64_t value) {
-        for (unsigned spins = 0; a.load(std::memory_order_acquire) != value; ++spins) {
-            if (spins < 4000) cpu_relax();
-            else std::this_thread::yield();
+        for (unsigned spins = 0; a.load(std::memory_order_acquire) < value; ++spins) {
+            if (spins < 4000)
+                cpu_relax();
+            else
+                std::this_thread::yield();
         }
     };
     std::thread echo([&] {
@@ -170,9 +189,11 @@ latency_stats measure_cacheline(std::uint64_t count, int cpu_a, int cpu_b) {
             pin_to(cpu_b);
         } catch (...) {
         }
-        for (std::uint64_t i = 1; i <= total; ++i) {
-            wait_for(ping->v, i);
-            pong->v.store(i, std::memory_order_release);
+        // Echo whatever arrives; the main thread ends early by sending total.
+        for (std::uint64_t seen = 0; seen < total;) {
+            wait_for(ping->v, seen + 1);
+            seen = ping->v.load(std::memory_order_acquire);
+            pong->v.store(seen, std::memory_order_release);
         }
     });
     cpu_set_t saved;
@@ -194,7 +215,6 @@ latency_stats measure_cacheline(std::uint64_t count, int cpu_a, int cpu_b) {
     // Stop early (after a complete batch) when the machine is so busy that
     // the hand-offs take scheduler time slices: 2 s is enough to tell.
     const auto give_up = now_ns() + 2'000'000'000u;
-    std::atomic<std::uint64_t> last{total};
     std::uint64_t i = 1;
     for (; i <= total; ++i) {
         auto t0 = now_ns();
@@ -224,7 +244,8 @@ floor_info::copy measure_memcpy(std::size_t size, std::uint64_t budget) {
     std::vector<unsigned char> src(size, 0x5a), dst(size);
     std::uint64_t iterations = std::clamp<std::uint64_t>(budget / size, 16, 1u << 20);
     // Warm the pages and caches first.
-    for (int i = 0; i < 4; ++i) std::memcpy(dst.data(), src.data(), size);
+    for (int i = 0; i < 4; ++i)
+        std::memcpy(dst.data(), src.data(), size);
     auto t0 = now_ns();
     for (std::uint64_t i = 0; i < iterations; ++i) {
         std::memcpy(dst.data(), src.data(), size);
@@ -263,11 +284,13 @@ constexpr candidate kCandidates[] = {
     {"unix-seqpacket", "unix-seqpacket", "unix:@{name}?type=seqpacket", source::url, false},
     {"tcp", "tcp", "tcp://127.0.0.1:{port}", source::url, false},
     {"udp", "udp", "udp://127.0.0.1:{port}", source::url, true},
-    {"shm-spsc-poll", "shm", "shm:/{name}?mode=spsc&capacity={ring}&spin=4000000000", source::url, false},
-    {"shm-spsc-block", "shm", "shm:/{name}?mode=spsc&capacity={ring}&spin=0", source::url, false},
-    {"shm-mpmc-poll", "shm", "shm:/{name}?mode=mpmc&capacity={slots16}&slot={slot}&spin=4000000000", source::url,
+    {"shm-spsc-poll", "shm", "shm:/{name}?mode=spsc&capacity={ring}&spin=4000000000", source::url,
      false},
-    {"shm-mpmc-block", "shm", "shm:/{name}?mode=mpmc&capacity={slots16}&slot={slot}&spin=0", source::url, false},
+    {"shm-spsc-block", "shm", "shm:/{name}?mode=spsc&capacity={ring}&spin=0", source::url, false},
+    {"shm-mpmc-poll", "shm", "shm:/{name}?mode=mpmc&capacity={slots16}&slot={slot}&spin=4000000000",
+     source::url, false},
+    {"shm-mpmc-block", "shm", "shm:/{name}?mode=mpmc&capacity={slots16}&slot={slot}&spin=0",
+     source::url, false},
 };
 
 unsigned next_unique() {
@@ -293,9 +316,11 @@ std::string instantiate(std::string_view tmpl, std::size_t size) {
     auto pid = static_cast<unsigned>(::getpid());
     std::string name = fmt::format("ipckit-bench-{}-{}", pid, n);
     std::size_t ring = 64 * 1024;
-    while (ring < 4 * (size + 64)) ring *= 2;
+    while (ring < 4 * (size + 64))
+        ring *= 2;
     std::size_t slot = 64;
-    while (slot < size) slot *= 2;
+    while (slot < size)
+        slot *= 2;
     std::string out;
     for (std::size_t i = 0; i < tmpl.size();) {
         auto close = tmpl.find('}', i);
@@ -304,15 +329,24 @@ std::string instantiate(std::string_view tmpl, std::size_t size) {
             continue;
         }
         auto key = tmpl.substr(i + 1, close - i - 1);
-        if (key == "tmp") out += "/tmp/" + name;
-        else if (key == "name") out += name;
-        else if (key == "port") out += std::to_string(free_loopback_port());
-        else if (key == "key") out += std::to_string(0x1b000000u | ((pid & 0xffffu) << 8) | (n & 0xffu));
-        else if (key == "size") out += std::to_string(size);
-        else if (key == "ring") out += std::to_string(ring);
-        else if (key == "slot") out += std::to_string(slot);
-        else if (key == "slots16") out += std::to_string(16 * slot);
-        else throw std::logic_error("bench: unknown placeholder in " + std::string(tmpl));
+        if (key == "tmp")
+            out += "/tmp/" + name;
+        else if (key == "name")
+            out += name;
+        else if (key == "port")
+            out += std::to_string(free_loopback_port());
+        else if (key == "key")
+            out += std::to_string(0x1b000000u | ((pid & 0xffffu) << 8) | (n & 0xffu));
+        else if (key == "size")
+            out += std::to_string(size);
+        else if (key == "ring")
+            out += std::to_string(ring);
+        else if (key == "slot")
+            out += std::to_string(slot);
+        else if (key == "slots16")
+            out += std::to_string(16 * slot);
+        else
+            throw std::logic_error("bench: unknown placeholder in " + std::string(tmpl));
         i = close + 1;
     }
     return out;
@@ -380,7 +414,8 @@ std::optional<std::string> get_line(int fd, std::chrono::milliseconds timeout) {
     std::string line;
     auto until = std::chrono::steady_clock::now() + timeout;
     for (;;) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            until - std::chrono::steady_clock::now());
         if (left.count() < 0) return std::nullopt;
         pollfd p{fd, POLLIN, 0};
         int r = ::poll(&p, 1, static_cast<int>(left.count()));
@@ -411,7 +446,9 @@ link_ends prepare(const candidate& c, std::size_t size, int directions) {
     link_ends l;
     for (int d = 0; d < directions; ++d) {
         switch (c.src) {
-            case source::url: l.urls[d] = instantiate(c.url_template, size); break;
+            case source::url:
+                l.urls[d] = instantiate(c.url_template, size);
+                break;
             case source::pipe_pair: {
                 auto p = make_pipe_channels();
                 l.ends[d][0] = std::move(p.reader);
@@ -432,26 +469,35 @@ link_ends prepare(const candidate& c, std::size_t size, int directions) {
     return l;
 }
 
-bool retryable_open_error(int e) { return e == ENOENT || e == ECONNREFUSED || e == ENXIO; }
+bool retryable_open_error(int e) {
+    return e == ENOENT || e == ECONNREFUSED || e == ENXIO;
+}
 
 /// The receiver creates the object; the sender may get there first, so it
-/// retries "not there yet" errors until the deadline or until the other
-/// process reports a failure on the status pipe.
+/// retries "not there yet" errors until the deadline, or until the other
+/// process has written its status line: it does so only after its own open
+/// returned, so one more attempt then either connects (status OK: the
+/// listener exists now; the attempt that failed came just before it) or
+/// fails for good (its open failed and nothing will ever be there).
 std::unique_ptr<channel> obtain(link_ends& l, int dir, channel_role role, int other_status_fd) {
     int idx = role == channel_role::receiver ? 0 : 1;
     if (l.ends[dir][idx]) return std::move(l.ends[dir][idx]);
     open_options o;
     auto until = std::chrono::steady_clock::now() + 10s;
     o.open_deadline = deadline::after(10s);
+    bool last_attempt = false;
     for (;;) {
         try {
             return open_channel(l.urls[dir], role, o);
         } catch (const ipckit::error& e) {
             if (role != channel_role::sender || !retryable_open_error(e.code().value()) ||
-                std::chrono::steady_clock::now() > until || readable_now(other_status_fd))
+                std::chrono::steady_clock::now() > until || last_attempt)
                 throw;
         }
-        std::this_thread::sleep_for(1ms);
+        if (readable_now(other_status_fd))
+            last_attempt = true;
+        else
+            std::this_thread::sleep_for(1ms);
     }
 }
 
@@ -474,8 +520,8 @@ std::string open_status_of(const std::exception_ptr& ep) {
 
 std::string check_size(const channel& ch, std::size_t size) {
     if (ch.max_message() < size)
-        return fmt::format("SKIP size limit: {} bytes exceeds max_message() = {} of {}", size, ch.max_message(),
-                           ch.name());
+        return fmt::format("SKIP size limit: {} bytes exceeds max_message() = {} of {}", size,
+                           ch.max_message(), ch.name());
     return "OK";
 }
 
@@ -504,7 +550,8 @@ int child_main(const candidate&, link_ends& l, run_mode mode, std::size_t size, 
     }
     // Ends this process does not use must close, or a reader never sees EOF.
     for (auto& d : l.ends)
-        for (auto& e : d) e.reset();
+        for (auto& e : d)
+            e.reset();
     put_line(to_parent, status);
     if (status != "OK") return 0;
     auto go = get_line(from_parent, 60s);
@@ -517,14 +564,16 @@ int child_main(const candidate&, link_ends& l, run_mode mode, std::size_t size, 
         try {
             io_status s = in->receive(m, until);
             if (s != io_status::ok) {
-                put_line(to_parent, fmt::format("ERR message {} never arrived: {}", i, to_string(s)));
+                put_line(to_parent,
+                         fmt::format("ERR message {} never arrived: {}", i, to_string(s)));
                 return 1;
             }
             const auto* p = reinterpret_cast<const unsigned char*>(m.payload.data());
             int c = bp_check(p, m.payload.size(), size, i, mode == run_mode::throughput);
             if (c != BP_OK) {
-                put_line(to_parent, fmt::format("ERR message {}: {} ({} bytes received, {} expected)", i,
-                                                bp_describe(c), m.payload.size(), size));
+                put_line(to_parent,
+                         fmt::format("ERR message {}: {} ({} bytes received, {} expected)", i,
+                                     bp_describe(c), m.payload.size(), size));
                 return 1;
             }
             if (out) {
@@ -575,7 +624,8 @@ void reap(pid_t pid, bool kill_first) {
 
 outcome run_ipckit_once(const candidate& c, std::size_t size, run_mode mode, const options& opts) {
     const std::uint64_t count = count_for(opts, size);
-    const std::uint64_t warmup = mode == run_mode::latency ? std::max<std::uint64_t>(10, count / 10) : 0;
+    const std::uint64_t warmup =
+        mode == run_mode::latency ? std::max<std::uint64_t>(10, count / 10) : 0;
     const std::uint64_t total = count + warmup;
     link_ends l = prepare(c, size, mode == run_mode::latency ? 2 : 1);
     status_pipe up = status_pipe::make(), down = status_pipe::make();
@@ -615,7 +665,8 @@ outcome run_ipckit_once(const candidate& c, std::size_t size, run_mode mode, con
         mine = open_status_of(std::current_exception());
     }
     for (auto& d : l.ends)
-        for (auto& e : d) e.reset();
+        for (auto& e : d)
+            e.reset();
     if (mine != "OK") {
         // The receiver usually knows better (it created the object and saw
         // the size limit; we only saw "no such queue" afterwards).
@@ -632,7 +683,8 @@ outcome run_ipckit_once(const candidate& c, std::size_t size, run_mode mode, con
         out.reset();
         in.reset();
         cleanup(true);
-        if (!theirs) return from_status("ERR the receiving process did not open its end within 15 s");
+        if (!theirs)
+            return from_status("ERR the receiving process did not open its end within 15 s");
         return from_status(*theirs);
     }
     put_line(down.w.get(), "GO");
@@ -664,8 +716,8 @@ outcome run_ipckit_once(const candidate& c, std::size_t size, run_mode mode, con
                     failure = child_reason(fmt::format("round trip {}: {}", i, to_string(s)));
                     break;
                 }
-                int ck = bp_check(reinterpret_cast<const unsigned char*>(m.payload.data()), m.payload.size(), size,
-                                  i, 0);
+                int ck = bp_check(reinterpret_cast<const unsigned char*>(m.payload.data()),
+                                  m.payload.size(), size, i, 0);
                 if (ck != BP_OK) failure = fmt::format("ERR reply {}: {}", i, bp_describe(ck));
                 if (i >= warmup) samples.push_back((t1 - t0) / 2);
             } catch (const std::exception& e) {
@@ -674,7 +726,8 @@ outcome run_ipckit_once(const candidate& c, std::size_t size, run_mode mode, con
         }
         if (!failure) {
             auto done = get_line(up.r.get(), 10s);
-            if (!done || *done != "DONE") failure = done ? *done : "ERR the echo process did not finish";
+            if (!done || *done != "DONE")
+                failure = done ? *done : "ERR the echo process did not finish";
         }
         if (!failure) result.latency = summarize(samples);
     } else {
@@ -686,17 +739,21 @@ outcome run_ipckit_once(const candidate& c, std::size_t size, run_mode mode, con
                 if (inject) p[size / 2] ^= 0x5a;  // test hook: the receiver must notice
                 io_status s = out->send(buf, until);
                 if (inject) p[size / 2] ^= 0x5a;
-                if (s != io_status::ok) failure = child_reason(fmt::format("send of message {}: {}", i, to_string(s)));
+                if (s != io_status::ok)
+                    failure = child_reason(fmt::format("send of message {}: {}", i, to_string(s)));
             } catch (const std::exception& e) {
                 failure = io_exception("send", i, e);
                 if (failure->rfind("ERR", 0) == 0) failure = child_reason(failure->substr(4));
             }
         }
         if (!failure) {
-            auto done = get_line(up.r.get(), std::chrono::duration_cast<std::chrono::milliseconds>(timeout));
+            auto done = get_line(up.r.get(),
+                                 std::chrono::duration_cast<std::chrono::milliseconds>(timeout));
             auto t1 = now_ns();
-            if (!done) failure = "ERR the receiver did not confirm the stream (messages missing?)";
-            else if (*done != "DONE") failure = *done;
+            if (!done)
+                failure = "ERR the receiver did not confirm the stream (messages missing?)";
+            else if (*done != "DONE")
+                failure = *done;
             else {
                 throughput_stats t;
                 t.count = count;
@@ -737,7 +794,8 @@ std::vector<peer> discover_peers(const options& opts, std::vector<std::string>& 
     std::vector<std::filesystem::path> files;
     for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
         auto fname = e.path().filename().string();
-        if (fname.rfind("ipckit-peer-", 0) == 0 && ::access(e.path().c_str(), X_OK) == 0) files.push_back(e.path());
+        if (fname.rfind("ipckit-peer-", 0) == 0 && ::access(e.path().c_str(), X_OK) == 0)
+            files.push_back(e.path());
     }
     if (ec) notes.push_back(fmt::format("no peers: cannot list {}: {}", dir, ec.message()));
     std::sort(files.begin(), files.end());
@@ -745,7 +803,8 @@ std::vector<peer> discover_peers(const options& opts, std::vector<std::string>& 
         try {
             auto r = ipckit::run({f.string(), "info"}, {}, deadline::after(10s));
             auto j = nlohmann::json::parse(r.out);
-            peers.push_back({f.string(), j.at("name").get<std::string>(), j.at("kind").get<std::string>(),
+            peers.push_back({f.string(), j.at("name").get<std::string>(),
+                             j.at("kind").get<std::string>(),
                              j.at("mechanism").get<std::string>()});
         } catch (const std::exception& e) {
             notes.push_back(fmt::format("peer {} ignored: {}", f.string(), e.what()));
@@ -758,7 +817,8 @@ outcome run_peer_once(const peer& pr, std::size_t size, run_mode mode, const opt
     std::uint64_t count = count_for(opts, size);
     std::vector<std::string> argv{pr.path, mode == run_mode::latency ? "latency" : "throughput",
                                   std::to_string(size), std::to_string(count)};
-    if (mode == run_mode::latency) argv.push_back(std::to_string(std::max<std::uint64_t>(10, count / 10)));
+    if (mode == run_mode::latency)
+        argv.push_back(std::to_string(std::max<std::uint64_t>(10, count / 10)));
     argv.push_back(std::to_string(opts.pin_parent));
     argv.push_back(std::to_string(opts.pin_child));
     auto r = ipckit::run(argv, {}, deadline::after(std::chrono::seconds(180)));
@@ -766,7 +826,8 @@ outcome run_peer_once(const peer& pr, std::size_t size, run_mode mode, const opt
     auto fail = [&](std::string why) {
         o.status = "error";
         auto err = r.err;
-        while (!err.empty() && err.back() == '\n') err.pop_back();
+        while (!err.empty() && err.back() == '\n')
+            err.pop_back();
         o.reason = why + (err.empty() ? "" : ": " + err);
         return o;
     };
@@ -812,18 +873,21 @@ outcome best_of(unsigned repeat, F&& once) {
     for (unsigned i = 1; i < repeat && best.status == "ok"; ++i) {
         outcome o = once();
         if (o.status != "ok") return o;
-        if (o.latency && best.latency && o.latency->p50_ns < best.latency->p50_ns) best.latency = o.latency;
-        if (o.throughput && best.throughput && o.throughput->msgs_per_s > best.throughput->msgs_per_s)
+        if (o.latency && best.latency && o.latency->p50_ns < best.latency->p50_ns)
+            best.latency = o.latency;
+        if (o.throughput && best.throughput &&
+            o.throughput->msgs_per_s > best.throughput->msgs_per_s)
             best.throughput = o.throughput;
     }
     return best;
 }
 
-bool selected(const options& opts, const std::string& name, const std::string& kind, const std::string& mechanism) {
+bool selected(const options& opts, const std::string& name, const std::string& kind,
+              const std::string& mechanism) {
     if (opts.transports.empty()) return true;
     for (const auto& t : opts.transports) {
         if (t == name || t == kind || t == mechanism || t == "all") return true;
-        if (name.rfind(t + "-", 0) == 0) return true;                // "shm" -> shm-spsc-poll
+        if (name.rfind(t + "-", 0) == 0) return true;  // "shm" -> shm-spsc-poll
         if (kind == "ipckit" && t == "ipckit") return true;
         if (kind != "ipckit" && t == "peers") return true;
     }
@@ -831,22 +895,23 @@ bool selected(const options& opts, const std::string& name, const std::string& k
 }
 
 class progress_bar {
-public:
+  public:
     progress_bar(bool on, std::size_t total) : on_(on), total_(total) {}
     void step(const std::string& what) {
         ++done_;
         if (!on_) return;
         constexpr int width = 30;
         int filled = total_ ? static_cast<int>(done_ * width / total_) : width;
-        std::fprintf(stderr, "\r\033[K[%.*s%*s] %zu/%zu %s", filled, "==============================",
-                     width - filled, "", done_, total_, what.c_str());
+        std::fprintf(stderr, "\r\033[K[%.*s%*s] %zu/%zu %s", filled,
+                     "==============================", width - filled, "", done_, total_,
+                     what.c_str());
         std::fflush(stderr);
     }
     ~progress_bar() {
         if (on_) std::fprintf(stderr, "\r\033[K");
     }
 
-private:
+  private:
     bool on_;
     std::size_t total_;
     std::size_t done_ = 0;
@@ -876,7 +941,8 @@ void fill_row(row& r, outcome lat, outcome tput) {
 
 std::uint64_t count_for(const options& opts, std::size_t size) {
     std::uint64_t by_budget = opts.byte_budget / std::max<std::size_t>(size, 1);
-    return std::max<std::uint64_t>(std::min<std::uint64_t>(opts.count, by_budget), std::min<std::uint64_t>(opts.count, 20));
+    return std::max<std::uint64_t>(std::min<std::uint64_t>(opts.count, by_budget),
+                                   std::min<std::uint64_t>(opts.count, 20));
 }
 
 double floor_info::latency_floor_ns(std::size_t size) const {
@@ -902,9 +968,10 @@ report run(const options& opts) {
     rep.config = opts;
     for (auto s : opts.sizes)
         if (s < BP_MIN_SIZE)
-            throw std::invalid_argument(fmt::format("bench: message size {} is below the minimum of {} bytes "
-                                                    "(sequence, checksum and trailer)",
-                                                    s, BP_MIN_SIZE));
+            throw std::invalid_argument(
+                fmt::format("bench: message size {} is below the minimum of {} bytes "
+                            "(sequence, checksum and trailer)",
+                            s, BP_MIN_SIZE));
 
     std::vector<std::string> notes;
     std::vector<peer> peers = discover_peers(opts, notes);
@@ -915,14 +982,34 @@ report run(const options& opts) {
     for (const auto& p : peers)
         if (selected(opts, p.name, p.kind, p.mechanism)) chosen_peers.push_back(&p);
     (void)notes;  // a missing peer directory only means fewer rows
+    // A filter that matches nothing is a typo, not an empty benchmark.
+    for (const auto& t : opts.transports) {
+        options one;
+        one.transports = {t};
+        bool any = false;
+        std::string known;
+        for (const auto& c : kCandidates) {
+            any = any || selected(one, c.name, "ipckit", c.mechanism);
+            known += std::string(known.empty() ? "" : ", ") + c.name;
+        }
+        for (const auto& p : peers) {
+            any = any || selected(one, p.name, p.kind, p.mechanism);
+            known += ", " + p.name;
+        }
+        if (!any)
+            throw std::invalid_argument("bench --transports: nothing is called '" + t +
+                                        "'; known: " + known +
+                                        ", or a kind: ipckit, raw, library, peers");
+    }
 
     progress_bar bar(opts.progress, 1 + (cands.size() + chosen_peers.size()) * opts.sizes.size());
 
     // The floor first, in the same run, so every figure reads as a ratio.
-    rep.floor.cacheline =
-        measure_cacheline(std::clamp<std::uint64_t>(opts.count, 2000, 20000), opts.pin_parent, opts.pin_child);
+    rep.floor.cacheline = measure_cacheline(std::clamp<std::uint64_t>(opts.count, 2000, 20000),
+                                            opts.pin_parent, opts.pin_child);
     for (auto s : opts.sizes)
-        rep.floor.memcpy_by_size.push_back(measure_memcpy(s, opts.quick ? (16u << 20) : (256u << 20)));
+        rep.floor.memcpy_by_size.push_back(
+            measure_memcpy(s, opts.quick ? (16u << 20) : (256u << 20)));
     bar.step("hardware floor");
     for (auto s : opts.sizes) {
         row f;
@@ -978,17 +1065,21 @@ report run(const options& opts) {
                 }
             };
             outcome lat = guarded(run_mode::latency);
-            if (lat.status == "skipped" && lat.reason.rfind("not built in", 0) == 0) not_built[c->name] = lat.reason;
-            if (lat.status == "skipped" && lat.reason.rfind("URL not accepted", 0) == 0) not_built[c->name] = lat.reason;
+            if (lat.status == "skipped" && lat.reason.rfind("not built in", 0) == 0)
+                not_built[c->name] = lat.reason;
+            if (lat.status == "skipped" && lat.reason.rfind("URL not accepted", 0) == 0)
+                not_built[c->name] = lat.reason;
             outcome tput;
-            if (lat.status != "ok") tput = lat;
+            if (lat.status != "ok")
+                tput = lat;
             else if (c->lossy) {
                 tput.status = "skipped";
                 tput.reason = "no flow control: a one-way stream drops messages";
             } else
                 tput = guarded(run_mode::throughput);
             fill_row(r, lat, tput);
-            if (r.status == "error") rep.errors.push_back(fmt::format("{} {}: {}", r.name, size_label(s), r.reason));
+            if (r.status == "error")
+                rep.errors.push_back(fmt::format("{} {}: {}", r.name, size_label(s), r.reason));
             rep.rows.push_back(r);
         }
         for (const auto* p : chosen_peers) {
@@ -999,12 +1090,14 @@ report run(const options& opts) {
             r.mechanism = p->mechanism;
             r.target = p->path;
             r.size = s;
-            outcome lat = best_of(opts.repeat, [&] { return run_peer_once(*p, s, run_mode::latency, opts); });
-            outcome tput = lat.status != "ok"
-                               ? lat
-                               : best_of(opts.repeat, [&] { return run_peer_once(*p, s, run_mode::throughput, opts); });
+            outcome lat =
+                best_of(opts.repeat, [&] { return run_peer_once(*p, s, run_mode::latency, opts); });
+            outcome tput = lat.status != "ok" ? lat : best_of(opts.repeat, [&] {
+                return run_peer_once(*p, s, run_mode::throughput, opts);
+            });
             fill_row(r, lat, tput);
-            if (r.status == "error") rep.errors.push_back(fmt::format("{} {}: {}", r.name, size_label(s), r.reason));
+            if (r.status == "error")
+                rep.errors.push_back(fmt::format("{} {}: {}", r.name, size_label(s), r.reason));
             rep.rows.push_back(r);
         }
     }
@@ -1022,10 +1115,11 @@ void compute_ratios(report& rep) {
         for (const auto& o : rep.rows) {
             if (o.size != r.size || o.status != "ok") continue;
             if (o.kind == "raw" || o.kind == "library") {
-                if (o.latency && (!best_peer_lat || o.latency->p50_ns < best_peer_lat->latency->p50_ns))
+                if (o.latency &&
+                    (!best_peer_lat || o.latency->p50_ns < best_peer_lat->latency->p50_ns))
                     best_peer_lat = &o;
-                if (o.throughput &&
-                    (!best_peer_tput || o.throughput->msgs_per_s > best_peer_tput->throughput->msgs_per_s))
+                if (o.throughput && (!best_peer_tput || o.throughput->msgs_per_s >
+                                                            best_peer_tput->throughput->msgs_per_s))
                     best_peer_tput = &o;
             }
             if (r.kind == "ipckit" && o.kind == "raw" && o.mechanism == r.mechanism) raw = &o;
@@ -1034,14 +1128,18 @@ void compute_ratios(report& rep) {
             double p50 = static_cast<double>(r.latency->p50_ns);
             double fl = rep.floor.latency_floor_ns(r.size);
             if (fl > 0) r.latency_x_floor = p50 / fl;
-            if (best_peer_lat) r.latency_x_best_peer = p50 / static_cast<double>(best_peer_lat->latency->p50_ns);
-            if (raw && raw->latency) r.latency_x_raw = p50 / static_cast<double>(raw->latency->p50_ns);
+            if (best_peer_lat)
+                r.latency_x_best_peer = p50 / static_cast<double>(best_peer_lat->latency->p50_ns);
+            if (raw && raw->latency)
+                r.latency_x_raw = p50 / static_cast<double>(raw->latency->p50_ns);
         }
         if (r.throughput && r.throughput->msgs_per_s > 0) {
             double mps = r.throughput->msgs_per_s;
-            double fl = rep.floor.memcpy_mib_per_s(r.size) * 1024.0 * 1024.0 / static_cast<double>(r.size);
+            double fl =
+                rep.floor.memcpy_mib_per_s(r.size) * 1024.0 * 1024.0 / static_cast<double>(r.size);
             if (fl > 0) r.throughput_x_floor = fl / mps;
-            if (best_peer_tput) r.throughput_x_best_peer = best_peer_tput->throughput->msgs_per_s / mps;
+            if (best_peer_tput)
+                r.throughput_x_best_peer = best_peer_tput->throughput->msgs_per_s / mps;
             if (raw && raw->throughput) r.throughput_x_raw = raw->throughput->msgs_per_s / mps;
         }
     }
@@ -1049,7 +1147,8 @@ void compute_ratios(report& rep) {
     // skipped and failed rows last in each size.
     std::vector<std::size_t> size_order;
     for (const auto& r : rep.rows)
-        if (std::find(size_order.begin(), size_order.end(), r.size) == size_order.end()) size_order.push_back(r.size);
+        if (std::find(size_order.begin(), size_order.end(), r.size) == size_order.end())
+            size_order.push_back(r.size);
     auto size_rank = [&](std::size_t s) {
         return std::find(size_order.begin(), size_order.end(), s) - size_order.begin();
     };

@@ -30,7 +30,9 @@ static inline uint64_t bp_load64(const unsigned char* p) {
     return v;
 }
 
-static inline void bp_store64(unsigned char* p, uint64_t v) { memcpy(p, &v, 8); }
+static inline void bp_store64(unsigned char* p, uint64_t v) {
+    memcpy(p, &v, 8);
+}
 
 /* Four independent multiply lanes so the hash runs near memory speed. */
 static inline uint64_t bp_body_hash(const unsigned char* msg, size_t size) {
@@ -46,7 +48,8 @@ static inline uint64_t bp_body_hash(const unsigned char* msg, size_t size) {
         h2 = (h2 ^ bp_load64(p + i + 16)) * k;
         h3 = (h3 ^ bp_load64(p + i + 24)) * k;
     }
-    for (; i < n; ++i) h0 = (h0 ^ p[i]) * k;
+    for (; i < n; ++i)
+        h0 = (h0 ^ p[i]) * k;
     return h0 ^ (h1 << 1) ^ (h2 << 2) ^ (h3 << 3) ^ (uint64_t)n;
 }
 
@@ -76,17 +79,20 @@ static inline int bp_check(const unsigned char* msg, size_t got, size_t size, ui
                            int full) {
     if (got != size) return BP_BAD_SIZE;
     if (bp_load64(msg) != seq || bp_load64(msg + size - 8) != seq) return BP_BAD_SEQUENCE;
-    if (full && bp_load64(msg + 8) != bp_mix(seq, bp_body_hash(msg, size)))
-        return BP_BAD_CHECKSUM;
+    if (full && bp_load64(msg + 8) != bp_mix(seq, bp_body_hash(msg, size))) return BP_BAD_CHECKSUM;
     return BP_OK;
 }
 
 static inline const char* bp_describe(int outcome) {
     switch (outcome) {
-        case BP_OK: return "ok";
-        case BP_BAD_SIZE: return "wrong message size";
-        case BP_BAD_SEQUENCE: return "missing or reordered message (sequence mismatch)";
-        case BP_BAD_CHECKSUM: return "corrupt message (checksum mismatch)";
+        case BP_OK:
+            return "ok";
+        case BP_BAD_SIZE:
+            return "wrong message size";
+        case BP_BAD_SEQUENCE:
+            return "missing or reordered message (sequence mismatch)";
+        case BP_BAD_CHECKSUM:
+            return "corrupt message (checksum mismatch)";
     }
     return "?";
 }

@@ -167,7 +167,7 @@ void list_posix(std::vector<entry>& out, std::vector<std::string>& warnings) {
         for (const auto& d : fs::directory_iterator(mq_dir, ec)) {
             entry e;
             e.kind = "mq";
-            e.name = "/" + d.path().filename().string();
+            e.name = std::string("/").append(d.path().filename().string());
             e.url = "mq:" + e.name;
             struct stat st {};
             if (::lstat(d.path().c_str(), &st) == 0) {
@@ -202,7 +202,7 @@ void list_posix(std::vector<entry>& out, std::vector<std::string>& warnings) {
         if (::lstat(d.path().c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
         entry e;
         e.kind = "shm";
-        e.name = "/" + d.path().filename().string();
+        e.name = std::string("/").append(d.path().filename().string());
         e.url = "shm:" + e.name;
         e.uid = st.st_uid;
         e.mode = st.st_mode & 0777;

@@ -57,7 +57,7 @@ mq_options small_queue(bool read, bool write) {
 std::vector<tour_check> tour_checks_mqueue() {
     std::vector<tour_check> checks;
     checks.push_back({"mq", "child sends priorities 1, 9, 5; parent receives 9, 5, 1", [] {
-                          std::string name = "/" + tour_name("mq");
+                          std::string name = fmt::format("/{}", tour_name("mq"));
                           mq_remover cleanup(name);
                           auto q = message_queue::open(name, small_queue(true, false));
                           auto child = fork_child([&] {
@@ -84,8 +84,8 @@ std::vector<tour_check> tour_checks_mqueue() {
                       }});
     checks.push_back(
         {"mq", "request/reply: server answers on the client's own queue", [] {
-             std::string server_name = "/" + tour_name("mq-server");
-             std::string reply_name = "/" + tour_name("mq-client");
+             std::string server_name = fmt::format("/{}", tour_name("mq-server"));
+             std::string reply_name = fmt::format("/{}", tour_name("mq-client"));
              mq_remover rm_server(server_name), rm_reply(reply_name);
              auto requests = message_queue::open(server_name, small_queue(true, false));
              auto replies = message_queue::open(reply_name, small_queue(true, false));
