@@ -12,11 +12,13 @@
 namespace ipckit {
 namespace {
 
-std::string object(const std::string& path) { return "fifo:" + path; }
+std::string object(const std::string& path) {
+    return "fifo:" + path;
+}
 
 // The object at path must be a FIFO we own, and must not be a symlink.
 void check_existing(const std::string& path) {
-    struct stat st{};
+    struct stat st {};
     if (::lstat(path.c_str(), &st) < 0) throw_errno("lstat", object(path));
     if (S_ISLNK(st.st_mode))
         throw_error(ELOOP, "open", object(path), "path is a symbolic link; refusing to follow it");
@@ -29,7 +31,7 @@ void check_existing(const std::string& path) {
 }
 
 void check_is_fifo(int fd, const std::string& path) {
-    struct stat st{};
+    struct stat st {};
     if (::fstat(fd, &st) < 0) throw_errno("fstat", object(path));
     if (!S_ISFIFO(st.st_mode)) throw_error(EINVAL, "open", object(path), "not a FIFO");
 }
@@ -54,7 +56,7 @@ bool create_fifo(const std::string& path, open_mode how, unsigned mode) {
         int e = 0;
         if (fd < 0) e = errno;
         unique_fd owned(fd);
-        struct stat st{};
+        struct stat st {};
         if (e == 0 && ::fstat(fd, &st) < 0) e = errno;
         if (e == 0 && !S_ISFIFO(st.st_mode)) e = EINVAL;
         if (e == 0 && ::fchmod(fd, mode & 07777) < 0) e = errno;
@@ -70,8 +72,10 @@ bool create_fifo(const std::string& path, open_mode how, unsigned mode) {
 }
 
 unique_fd open_fifo_reader(const std::string& path, open_mode how, unsigned mode) {
-    if (how == open_mode::open_only) check_existing(path);
-    else create_fifo(path, how, mode);
+    if (how == open_mode::open_only)
+        check_existing(path);
+    else
+        create_fifo(path, how, mode);
     int fd = detail::retry_eintr(
         [&] { return ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW); });
     if (fd < 0) throw_errno("open", object(path));
@@ -91,7 +95,8 @@ std::optional<unique_fd> open_fifo_writer(const std::string& path, const deadlin
         }
         if (errno == EINTR) continue;
         if (errno == ELOOP)
-            throw_error(ELOOP, "open", object(path), "path is a symbolic link; refusing to follow it");
+            throw_error(ELOOP, "open", object(path),
+                        "path is a symbolic link; refusing to follow it");
         if (errno != ENXIO) throw_errno("open", object(path));
         // ENXIO: no reader yet.
         if (until.expired()) return std::nullopt;
@@ -104,7 +109,7 @@ std::optional<unique_fd> open_fifo_writer(const std::string& path, const deadlin
 }
 
 bool remove_fifo(const std::string& path) {
-    struct stat st{};
+    struct stat st {};
     if (::lstat(path.c_str(), &st) < 0) {
         if (errno == ENOENT) return false;
         throw_errno("lstat", object(path));

@@ -1,5 +1,7 @@
 #include "ipckit/sysv.hpp"
 
+#include <sched.h>
+
 #include <sys/ipc.h>
 #include <sys/msg.h>
 
@@ -41,21 +43,30 @@ std::string sysv_key::to_string() const {
 namespace {
 
 // System V has no timed msgsnd/msgrcv: with a finite deadline we poll with
-// IPC_NOWAIT and sleep between tries, starting at 1 ms and doubling up to
-// 50 ms, never past the deadline. Latency is bounded by the largest sleep.
+// IPC_NOWAIT. The first tries only yield the CPU (a reply to a request usually
+// arrives within microseconds), then sleeps start at 5 us and double up to
+// 10 ms, never past the deadline. A message that arrives while we sleep waits
+// at most the current sleep (<= 10 ms); with deadline::never the kernel's own
+// blocking msgrcv/msgsnd is used instead.
 class backoff {
-public:
-    // Sleeps before the next try; false once the deadline has passed.
+  public:
+    // Pauses before the next try; false once the deadline has passed.
     bool wait(const deadline& until) {
         if (until.expired()) return false;
+        if (yields_left_ > 0) {
+            --yields_left_;
+            sched_yield();
+            return true;
+        }
         auto pause = std::min<nanoseconds>(step_, until.remaining());
         std::this_thread::sleep_for(pause);
-        step_ = std::min<nanoseconds>(step_ * 2, milliseconds(50));
+        step_ = std::min<nanoseconds>(step_ * 2, milliseconds(10));
         return true;
     }
 
-private:
-    nanoseconds step_ = milliseconds(1);
+  private:
+    int yields_left_ = 64;
+    nanoseconds step_ = std::chrono::microseconds(5);
 };
 
 // True if id no longer names a queue (removed before or during our call).

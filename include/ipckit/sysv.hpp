@@ -96,8 +96,9 @@ public:
     ///   type  < 0   the oldest message of the lowest type <= -type.
     /// Returns ok, timed_out, or closed when the queue is removed (EIDRM), also
     /// while blocked. System V has no timed receive: a finite deadline polls
-    /// with IPC_NOWAIT and sleeps of 1 ms doubling up to 50 ms, so a message
-    /// may wait up to 50 ms before it is noticed; never() blocks in the kernel.
+    /// with IPC_NOWAIT (64 yields, then sleeps of 5 us doubling up to 10 ms), so
+    /// a message may wait up to 10 ms before it is noticed; never() blocks in
+    /// the kernel.
     io_status receive(sysv_message& out, long type = 0, const deadline& until = deadline::never());
     /// Same, never waits.
     io_status try_receive(sysv_message& out, long type = 0) {

@@ -237,6 +237,11 @@ TEST(SignalIntegration, DefaultActionsMatchTheKernel) {
         auto up = make_pipe();
         auto down = make_pipe();
         forked_child child([&] {
+            // Own process group, whose parent (this test) is in another group
+            // of the same session: the group is not orphaned, so the kernel
+            // applies SIGTSTP/SIGTTIN/SIGTTOU's stop instead of discarding
+            // them (it discards them for orphaned groups, e.g. under CI).
+            ::setpgid(0, 0);
             ::prctl(PR_SET_DUMPABLE, 0);  // no core files from the core-action signals
             rlimit none{0, 0};
             ::setrlimit(RLIMIT_CORE, &none);

@@ -80,7 +80,9 @@ TEST(SocketProcesses, PeerDyingMidFrameNeverGivesATornMessage) {
     expect_exit0(good);
 
     // A connecting receiver sees the same death as closed.
-    auto [a, b] = make_socket_pair();
+    auto ab_pair = make_socket_pair();  // clang 14: no lambda capture of bindings
+    auto& a = ab_pair.first;
+    auto& b = ab_pair.second;
     test::forked_child dies([&] {
         a.send(header(50) + "abc");
         return 0;
@@ -114,7 +116,9 @@ TEST(SocketProcesses, OversizedFrameRejectedBeforeAllocation) {
 }
 
 TEST(SocketProcesses, FdPassingToChild) {
-    auto [parent, child] = make_socket_pair();
+    auto parentchild_pair = make_socket_pair();  // clang 14: no lambda capture of bindings
+    auto& parent = parentchild_pair.first;
+    auto& child = parentchild_pair.second;
     int p[2];
     ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
     unique_fd r(p[0]), w(p[1]);

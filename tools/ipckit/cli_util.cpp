@@ -26,13 +26,20 @@ std::optional<std::chrono::nanoseconds> parse_duration(std::string_view text) {
     }
     std::string_view unit = text.substr(i);
     double scale;  // nanoseconds per unit
-    if (unit.empty() || unit == "s") scale = 1e9;
-    else if (unit == "ms") scale = 1e6;
-    else if (unit == "us") scale = 1e3;
-    else if (unit == "ns") scale = 1;
-    else if (unit == "m") scale = 60e9;
-    else if (unit == "h") scale = 3600e9;
-    else return std::nullopt;
+    if (unit.empty() || unit == "s")
+        scale = 1e9;
+    else if (unit == "ms")
+        scale = 1e6;
+    else if (unit == "us")
+        scale = 1e3;
+    else if (unit == "ns")
+        scale = 1;
+    else if (unit == "m")
+        scale = 60e9;
+    else if (unit == "h")
+        scale = 3600e9;
+    else
+        return std::nullopt;
     double ns = value * scale;
     if (!std::isfinite(ns) || ns > 9e18) return std::nullopt;
     return std::chrono::nanoseconds(static_cast<long long>(ns));
@@ -51,21 +58,35 @@ void print_error(std::string_view message) {
     fmt::print(stderr, "ipckit: {}\n", message);
 }
 
-bool stdout_is_tty() { return ::isatty(1) == 1; }
-bool stderr_is_tty() { return ::isatty(2) == 1; }
+bool stdout_is_tty() {
+    return ::isatty(1) == 1;
+}
+bool stderr_is_tty() {
+    return ::isatty(2) == 1;
+}
 
 std::string escape_bytes(std::string_view bytes) {
     std::string out;
     out.reserve(bytes.size());
     for (unsigned char c : bytes) {
         switch (c) {
-            case '\n': out += "\\n"; break;
-            case '\t': out += "\\t"; break;
-            case '\r': out += "\\r"; break;
-            case '\\': out += "\\\\"; break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
             default:
-                if (c >= 0x20 && c < 0x7f) out += static_cast<char>(c);
-                else out += fmt::format("\\x{:02x}", c);
+                if (c >= 0x20 && c < 0x7f)
+                    out += static_cast<char>(c);
+                else
+                    out += fmt::format("\\x{:02x}", c);
         }
     }
     return out;

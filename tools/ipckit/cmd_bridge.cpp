@@ -24,12 +24,13 @@ void register_bridge(CLI::App& app, verb& v) {
     cmd->add_option("from", o->from, "URL to receive from")->required();
     cmd->add_option("to", o->to, "URL to send to")->required();
     cmd->add_option("-n,--count", o->count, "Stop after N messages");
-    cmd->add_option("-t,--timeout", o->timeout, "Give up after this long")->check(duration_validator());
+    cmd->add_option("-t,--timeout", o->timeout, "Give up after this long")
+        ->check(duration_validator());
     cmd->add_flag("-q,--quiet", o->quiet, "No summary on stderr");
     v.app = cmd;
     v.action = [o]() -> int {
-        deadline until = o->timeout.empty() ? deadline::never()
-                                            : deadline::after(*parse_duration(o->timeout));
+        deadline until =
+            o->timeout.empty() ? deadline::never() : deadline::after(*parse_duration(o->timeout));
         open_options opts;
         opts.open_deadline = until;
         auto in = open_channel(o->from, channel_role::receiver, opts);

@@ -17,7 +17,11 @@ bool valid_utf8(std::string_view s) {
     std::size_t i = 0;
     while (i < s.size()) {
         unsigned char c = static_cast<unsigned char>(s[i]);
-        std::size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        std::size_t n = c < 0x80         ? 1
+                        : (c >> 5) == 6  ? 2
+                        : (c >> 4) == 14 ? 3
+                        : (c >> 3) == 30 ? 4
+                                         : 0;
         if (n == 0 || i + n > s.size()) return false;
         for (std::size_t k = 1; k < n; ++k)
             if ((static_cast<unsigned char>(s[i + k]) >> 6) != 2) return false;
@@ -29,7 +33,8 @@ bool valid_utf8(std::string_view s) {
 std::string hex(std::string_view s) {
     std::string out;
     out.reserve(s.size() * 2);
-    for (unsigned char c : s) out += fmt::format("{:02x}", c);
+    for (unsigned char c : s)
+        out += fmt::format("{:02x}", c);
     return out;
 }
 
@@ -39,8 +44,10 @@ std::string hex(std::string_view s) {
 nlohmann::ordered_json message_json(const message& m, std::size_t seq) {
     nlohmann::ordered_json j{{"seq", seq}, {"size", m.payload.size()}};
     if (m.tag) j["tag"] = *m.tag;
-    if (valid_utf8(m.payload)) j["payload"] = m.payload;
-    else j["payload_hex"] = hex(m.payload);
+    if (valid_utf8(m.payload))
+        j["payload"] = m.payload;
+    else
+        j["payload_hex"] = hex(m.payload);
     return j;
 }
 
@@ -77,8 +84,8 @@ void register_recv(CLI::App& app, verb& v) {
                   "Listening sockets: serve all clients concurrently (same as ?all=1)");
     v.app = cmd;
     v.action = [o]() -> int {
-        deadline until = o->timeout.empty() ? deadline::never()
-                                            : deadline::after(*parse_duration(o->timeout));
+        deadline until =
+            o->timeout.empty() ? deadline::never() : deadline::after(*parse_duration(o->timeout));
         open_options opts;
         opts.open_deadline = until;
         if (o->listen) opts.endpoint = endpoint_mode::listen;
@@ -101,8 +108,10 @@ void register_recv(CLI::App& app, verb& v) {
                 fmt::print("{}\n", message_json(m, seq).dump());
             } else {
                 if (m.tag) fmt::print("[{}] ", *m.tag);
-                if (o->raw) std::fwrite(m.payload.data(), 1, m.payload.size(), stdout);
-                else std::fputs(escape_bytes(m.payload).c_str(), stdout);
+                if (o->raw)
+                    std::fwrite(m.payload.data(), 1, m.payload.size(), stdout);
+                else
+                    std::fputs(escape_bytes(m.payload).c_str(), stdout);
                 std::fputc('\n', stdout);
             }
             std::fflush(stdout);  // consumers read as we go (pipes, tests)

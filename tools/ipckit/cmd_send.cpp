@@ -39,8 +39,8 @@ void register_send(CLI::App& app, verb& v) {
     cmd->add_flag("--connect", o->connect, "Connect to the endpoint (the default for send)");
     v.app = cmd;
     v.action = [o]() -> int {
-        deadline until = o->timeout.empty() ? deadline::never()
-                                            : deadline::after(*parse_duration(o->timeout));
+        deadline until =
+            o->timeout.empty() ? deadline::never() : deadline::after(*parse_duration(o->timeout));
         open_options opts;
         opts.open_deadline = until;
         if (o->listen) opts.endpoint = endpoint_mode::listen;
@@ -48,7 +48,8 @@ void register_send(CLI::App& app, verb& v) {
         auto ch = open_channel(o->url, channel_role::sender, opts);
         auto send_one = [&](std::string_view payload) -> int {
             switch (ch->send(payload, until, o->tag)) {
-                case io_status::ok: return exit_ok;
+                case io_status::ok:
+                    return exit_ok;
                 case io_status::timed_out:
                     print_error(fmt::format("send {}: timed out", o->url));
                     return exit_timeout;

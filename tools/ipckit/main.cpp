@@ -10,7 +10,8 @@
 
 namespace {
 
-constexpr const char* kFooter = R"(Exit codes: 0 ok, 1 failure, 2 usage error (bad arguments or URL), 3 timeout.
+constexpr const char* kFooter =
+    R"(Exit codes: 0 ok, 1 failure, 2 usage error (bad arguments or URL), 3 timeout.
 URLs: stdio:  fifo:/path  mq:/name  sysvmq:KEY|/path  unix:/path|@name
       tcp://host:port  udp://host:port  shm:/name   (options: ?frame=length|line|raw ...)
 Examples:
@@ -30,18 +31,12 @@ int main(int argc, char** argv) {
 
     // One line per verb; the order is the order of `ipckit --help`.
     const std::vector<void (*)(CLI::App&, verb&)> registrations{
-        &register_tour,
-        &register_send,
-        &register_recv,
-        &register_bridge,
-        &register_signal,
-        &register_chat,
-        &register_bench,
-        &register_ls,
-        &register_rm,
+        &register_tour, &register_send,  &register_recv, &register_bridge, &register_signal,
+        &register_chat, &register_bench, &register_ls,   &register_rm,
     };
     std::vector<verb> verbs(registrations.size());
-    for (std::size_t i = 0; i < registrations.size(); ++i) registrations[i](app, verbs[i]);
+    for (std::size_t i = 0; i < registrations.size(); ++i)
+        registrations[i](app, verbs[i]);
 
     try {
         app.parse(argc, argv);
