@@ -93,7 +93,11 @@ std::unique_ptr<channel> make_fd_channel(std::string name, unique_fd read_fd, un
                                          std::size_t max_message = default_max_message);
 
 /// Both ends of an anonymous pipe as channels: fork, then the parent keeps one
-/// and the child the other (close the end you do not use).
+/// and the child the other (close the end you do not use). Frames up to
+/// PIPE_BUF (4096 bytes with the header) are atomic; several forked processes
+/// writing larger frames to one pipe may interleave them (they share one open
+/// file description, so no lock can separate them): give each writer its own
+/// pipe, or use a FIFO, whose writers each open it and are serialized.
 struct pipe_channels {
     std::unique_ptr<channel> reader;
     std::unique_ptr<channel> writer;

@@ -19,7 +19,9 @@ pipe_channels make_pipe_channels(framing frame, std::size_t max_message) {
     detail::stream_options so;
     so.frame = frame;
     so.max_message = max_message;
-    so.lock_large_writes = true;  // writers may be shared after fork
+    // No frame lock: processes that share this pipe after fork() share one
+    // open file description, and flock() cannot tell them apart. Frames up
+    // to PIPE_BUF are atomic; larger ones need one writer per pipe.
     pipe_pair p = make_pipe();
     pipe_channels out;
     out.reader = std::make_unique<detail::stream_channel>("pipe (read end)", std::move(p.read_end),

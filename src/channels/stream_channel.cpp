@@ -14,19 +14,27 @@ namespace ipckit::detail {
 namespace {
 
 constexpr std::size_t kReadChunk = 64 * 1024;
+// Frames up to this size are copied into one buffer and written at once
+// (atomic on pipes up to PIPE_BUF); larger ones go out with writev.
+constexpr std::size_t kSmallFrame = 4096;
+// Payload remainders at least this big are read straight into the message.
+constexpr std::size_t kDirectReadMin = 8 * 1024;
 
 io_status to_status(io_outcome o) {
     switch (o) {
-        case io_outcome::ok: return io_status::ok;
-        case io_outcome::timed_out: return io_status::timed_out;
-        case io_outcome::closed: return io_status::closed;
+        case io_outcome::ok:
+            return io_status::ok;
+        case io_outcome::timed_out:
+            return io_status::timed_out;
+        case io_outcome::closed:
+            return io_status::closed;
     }
     return io_status::closed;
 }
 
 // Holds flock(how) on fd for its lifetime.
 class flock_guard {
-public:
+  public:
     flock_guard(int fd, int how, std::string_view object) : fd_(fd) {
         if (retry_eintr([&] { return ::flock(fd_, how); }) < 0) throw_errno("flock", object);
     }
@@ -34,7 +42,7 @@ public:
     flock_guard(const flock_guard&) = delete;
     flock_guard& operator=(const flock_guard&) = delete;
 
-private:
+  private:
     int fd_;
 };
 
@@ -80,7 +88,8 @@ std::size_t frame_decoder::feed(const char* data, std::size_t size) {
     }
     if (mode_ == framing::line) {
         const void* nl = std::memchr(data, '\n', size);
-        std::size_t take = nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - data) : size;
+        std::size_t take =
+            nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - data) : size;
         if (partial_.size() + take > max_)
             throw_error(EMSGSIZE, "receive", name_,
                         "line longer than max_message " + std::to_string(max_) + " bytes");
@@ -167,8 +176,12 @@ stream_channel::stream_channel(std::string name, unique_fd read_fd, unique_fd wr
       read_fd_(owned_read_.get()),
       write_fd_(owned_write_.get()),
       decoder_(options.frame, options.max_message, name_) {
+    if (write_fd_ >= 0) write_kind_ = kind_of(write_fd_);
     if (options_.make_nonblocking) {
-        if (read_fd_ >= 0) set_nonblocking(read_fd_, true);
+        // The read end blocks: a receive without deadline is then one read(2),
+        // and one with a deadline polls first. The write end of a pipe/FIFO
+        // is O_NONBLOCK so sends honour deadlines.
+        if (read_fd_ >= 0) set_nonblocking(read_fd_, false);
         if (write_fd_ >= 0) set_nonblocking(write_fd_, true);
     }
 }
@@ -176,6 +189,10 @@ stream_channel::stream_channel(std::string name, unique_fd read_fd, unique_fd wr
 stream_channel::stream_channel(std::string name, unique_fd fd, const stream_options& options)
     : stream_channel(std::move(name), std::move(fd), unique_fd{}, options) {
     write_fd_ = read_fd_;
+    write_kind_ = kind_of(write_fd_);
+    // One fd both ways: a socket stays blocking (sends use MSG_DONTWAIT);
+    // anything else must be O_NONBLOCK for send deadlines to hold.
+    if (options_.make_nonblocking) set_nonblocking(write_fd_, write_kind_ != fd_kind::socket);
 }
 
 stream_channel::~stream_channel() {
@@ -219,38 +236,36 @@ io_status stream_channel::send(std::string_view payload, const deadline& until,
 
     io_outcome r;
     std::size_t written = 0;
-    if (total <= kReadChunk) {
+    if (total <= kSmallFrame) {
         sendbuf_.append(payload);
         if (trailer) sendbuf_.push_back('\n');
-        r = write_all(write_fd_, bytes(sendbuf_), until, name_, &written);
+        r = write_all(write_fd_, bytes(sendbuf_), until, name_, &written, write_kind_);
         if (r == io_outcome::timed_out && written > 0)  // never leave a torn frame
-            r = write_all(write_fd_, bytes(sendbuf_).subspan(written), deadline::never(), name_);
+            r = write_all(write_fd_, bytes(sendbuf_).subspan(written), deadline::never(), name_,
+                          nullptr, write_kind_);
         return to_status(r);
     }
-    // Large message: no copy into sendbuf_. Once the first byte is out, the
-    // frame is finished without deadline so the stream stays in sync.
-    r = write_all(write_fd_, bytes(sendbuf_), until, name_, &written);
+    // Large message: header and payload in one writev/sendmsg, no copy. Once
+    // the first byte is out, the frame is finished without deadline so the
+    // stream stays in sync.
+    std::string_view tail = trailer ? std::string_view("\n") : std::string_view();
+    r = write_all2(write_fd_, bytes(sendbuf_), bytes(payload), until, name_, &written, write_kind_);
     if (r == io_outcome::timed_out && written == 0) return io_status::timed_out;
-    if (r == io_outcome::timed_out)
-        r = write_all(write_fd_, bytes(sendbuf_).subspan(written), deadline::never(), name_);
-    if (r == io_outcome::ok) {
-        written = 0;
-        r = write_all(write_fd_, bytes(payload), until, name_, &written);
-        if (r == io_outcome::timed_out)
-            r = write_all(write_fd_, bytes(payload).subspan(written), deadline::never(), name_);
+    if (r == io_outcome::timed_out) {
+        std::size_t head = sendbuf_.size();
+        auto rest_head = bytes(sendbuf_).subspan(std::min(written, head));
+        auto rest_body = bytes(payload).subspan(written > head ? written - head : 0);
+        r = write_all2(write_fd_, rest_head, rest_body, deadline::never(), name_, nullptr,
+                       write_kind_);
     }
-    if (r == io_outcome::ok && trailer)
-        r = write_all(write_fd_, bytes("\n"), deadline::never(), name_);
+    if (r == io_outcome::ok && !tail.empty())
+        r = write_all(write_fd_, bytes(tail), deadline::never(), name_, nullptr, write_kind_);
     return to_status(r);
 }
 
 io_status stream_channel::fill(const deadline& until) {
     if (inbuf_.empty()) inbuf_.resize(kReadChunk);
     if (in_begin_ == in_end_) in_begin_ = in_end_ = 0;
-    if (!options_.make_nonblocking && !until.is_never()) {
-        auto w = wait_readable(read_fd_, until, name_);
-        if (w != io_outcome::ok) return to_status(w);
-    }
     std::size_t got = 0;
     auto span = std::as_writable_bytes(std::span(inbuf_.data() + in_end_, inbuf_.size() - in_end_));
     auto r = read_some(read_fd_, span, until, name_, got);
@@ -282,19 +297,17 @@ io_status stream_channel::receive(message& out, const deadline& until) {
             return io_status::closed;  // a torn frame is never delivered
         }
         // Large payload: read the rest straight into the message buffer.
-        if (std::size_t missing = decoder_.payload_bytes_missing(); missing > kReadChunk) {
+        // (Above a few KiB, reading into inbuf_ and copying would cost a copy.)
+        if (std::size_t missing = decoder_.payload_bytes_missing(); missing >= kDirectReadMin) {
+            // resize() zero-fills: grow by one read's worth at a time, not by
+            // the whole remainder (which would memset it once per read).
+            constexpr std::size_t kDirectChunk = 256 * 1024;
             std::string& buf = decoder_.partial();
             std::size_t old = buf.size();
-            buf.resize(old + missing);
+            std::size_t want = std::min(missing, kDirectChunk);
+            buf.resize(old + want);
             std::size_t got = 0;
-            auto span = std::as_writable_bytes(std::span(buf.data() + old, missing));
-            if (!options_.make_nonblocking && !until.is_never()) {
-                auto w = wait_readable(read_fd_, until, name_);
-                if (w != io_outcome::ok) {
-                    buf.resize(old);
-                    return to_status(w);
-                }
-            }
+            auto span = std::as_writable_bytes(std::span(buf.data() + old, want));
             auto r = read_some(read_fd_, span, until, name_, got);
             buf.resize(old + got);
             if (r != io_outcome::ok) return to_status(r);

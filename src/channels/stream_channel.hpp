@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "detail/syscall.hpp"
 #include "ipckit/channel.hpp"
 #include "ipckit/fd.hpp"
 #include "ipckit/url.hpp"
@@ -63,7 +64,8 @@ private:
 struct stream_options {
     framing frame = framing::length;
     std::size_t max_message = default_max_message;
-    /// Put the fds in O_NONBLOCK mode (needed to honour send deadlines). Off
+    /// Let the channel set the fds' modes: read end blocking, write end
+    /// O_NONBLOCK (a socket stays blocking and sends with MSG_DONTWAIT). Off
     /// for stdio, whose file descriptions are shared with the terminal.
     bool make_nonblocking = true;
     /// FIFOs shared by several writers: a frame larger than PIPE_BUF is written
@@ -104,6 +106,7 @@ private:
     unique_fd owned_read_, owned_write_, keep_;
     int read_fd_ = -1;
     int write_fd_ = -1;
+    fd_kind write_kind_ = fd_kind::unknown;
     frame_decoder decoder_;
     std::vector<char> inbuf_;
     std::size_t in_begin_ = 0, in_end_ = 0;

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "ipckit/error.hpp"
@@ -31,12 +32,12 @@ io_outcome wait_for(int fd, short events, const deadline& until, std::string_vie
     }
 }
 
-bool is_socket(int fd) {
-    struct stat st{};
-    return ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
-}
-
 }  // namespace
+
+fd_kind kind_of(int fd) noexcept {
+    struct stat st {};
+    return ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) ? fd_kind::socket : fd_kind::other;
+}
 
 io_outcome wait_readable(int fd, const deadline& until, std::string_view object) {
     return wait_for(fd, POLLIN, until, object, nullptr);
@@ -51,8 +52,8 @@ io_outcome wait_writable(int fd, const deadline& until, std::string_view object)
 }
 
 io_outcome write_all(int fd, std::span<const std::byte> buf, const deadline& until,
-                     std::string_view object, std::size_t* written) {
-    const bool sock = is_socket(fd);
+                     std::string_view object, std::size_t* written, fd_kind kind) {
+    const bool sock = (kind == fd_kind::unknown ? kind_of(fd) : kind) == fd_kind::socket;
     std::size_t done = 0;
     auto report = [&](io_outcome o) {
         if (written) *written = done;
@@ -61,7 +62,7 @@ io_outcome write_all(int fd, std::span<const std::byte> buf, const deadline& unt
     while (done < buf.size()) {
         ssize_t n;
         if (sock) {
-            n = ::send(fd, buf.data() + done, buf.size() - done, MSG_NOSIGNAL);
+            n = ::send(fd, buf.data() + done, buf.size() - done, MSG_NOSIGNAL | MSG_DONTWAIT);
         } else {
             sigpipe_guard guard;
             n = ::write(fd, buf.data() + done, buf.size() - done);
@@ -89,9 +90,67 @@ io_outcome write_all(int fd, std::span<const std::byte> buf, const deadline& unt
     return report(io_outcome::ok);
 }
 
+io_outcome write_all2(int fd, std::span<const std::byte> first, std::span<const std::byte> second,
+                      const deadline& until, std::string_view object, std::size_t* written,
+                      fd_kind kind) {
+    const bool sock = (kind == fd_kind::unknown ? kind_of(fd) : kind) == fd_kind::socket;
+    const std::size_t total = first.size() + second.size();
+    std::size_t done = 0;
+    auto report = [&](io_outcome o) {
+        if (written) *written = done;
+        return o;
+    };
+    while (done < total) {
+        iovec iov[2];
+        int count = 0;
+        if (done < first.size()) {
+            iov[count++] = {const_cast<std::byte*>(first.data() + done), first.size() - done};
+            iov[count++] = {const_cast<std::byte*>(second.data()), second.size()};
+        } else {
+            std::size_t off = done - first.size();
+            iov[count++] = {const_cast<std::byte*>(second.data() + off), second.size() - off};
+        }
+        ssize_t n;
+        if (sock) {
+            msghdr mh{};
+            mh.msg_iov = iov;
+            mh.msg_iovlen = static_cast<std::size_t>(count);
+            n = ::sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        } else {
+            sigpipe_guard guard;
+            n = ::writev(fd, iov, count);
+            if (n < 0 && errno == EPIPE) guard.saw_epipe();
+        }
+        if (n >= 0) {
+            done += static_cast<std::size_t>(n);
+            continue;
+        }
+        switch (errno) {
+            case EINTR:
+                continue;
+            case EAGAIN: {
+                auto w = wait_writable(fd, until, object);
+                if (w != io_outcome::ok) return report(w);
+                continue;
+            }
+            case EPIPE:
+            case ECONNRESET:
+                return report(io_outcome::closed);
+            default:
+                throw_errno("write", object);
+        }
+    }
+    return report(io_outcome::ok);
+}
+
 io_outcome read_some(int fd, std::span<std::byte> buf, const deadline& until,
                      std::string_view object, std::size_t& got) {
     got = 0;
+    // Poll first when there is a deadline: a blocking fd must not block past it.
+    if (!until.is_never()) {
+        auto w = wait_readable(fd, until, object);
+        if (w != io_outcome::ok) return w;
+    }
     for (;;) {
         ssize_t n = ::read(fd, buf.data(), buf.size());
         if (n >= 0) {
@@ -110,14 +169,6 @@ io_outcome read_exact(int fd, std::span<std::byte> buf, const deadline& until,
                       std::string_view object, std::size_t* got) {
     std::size_t done = 0;
     while (done < buf.size()) {
-        // Wait first so a blocking fd never blocks past the deadline.
-        if (!until.is_never()) {
-            auto w = wait_readable(fd, until, object);
-            if (w != io_outcome::ok) {
-                if (got) *got = done;
-                return w;
-            }
-        }
         std::size_t n = 0;
         auto r = read_some(fd, buf.subspan(done), until, object, n);
         if (r != io_outcome::ok) {
@@ -135,15 +186,19 @@ io_outcome read_exact(int fd, std::span<std::byte> buf, const deadline& until,
 }
 
 sigpipe_guard::sigpipe_guard() noexcept {
-    sigset_t pending;
-    sigemptyset(&pending);
-    sigpending(&pending);
-    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
     sigset_t block, old;
     sigemptyset(&block);
     sigaddset(&block, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &block, &old);
     was_blocked_ = sigismember(&old, SIGPIPE) == 1;
+    // Only a caller that already blocks SIGPIPE can have one pending; look
+    // only then, so the common path costs two sigprocmask calls.
+    if (was_blocked_) {
+        sigset_t pending;
+        sigemptyset(&pending);
+        sigpending(&pending);
+        was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+    }
 }
 
 sigpipe_guard::~sigpipe_guard() {
