@@ -7,7 +7,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
+#include <exception>
 #include <fstream>
 
 #include "detail/syscall.hpp"
@@ -38,8 +40,9 @@ std::size_t set_pipe_capacity(int fd, std::size_t bytes) {
         int e = errno;
         std::string limit;
         std::ifstream in("/proc/sys/fs/pipe-max-size");
-        if (in >> limit) limit = "requested " + std::to_string(bytes) +
-                                 " bytes, /proc/sys/fs/pipe-max-size is " + limit;
+        if (in >> limit)
+            limit = "requested " + std::to_string(bytes) +
+                    " bytes, /proc/sys/fs/pipe-max-size is " + limit;
         throw_error(e, "fcntl(F_SETPIPE_SZ)", "fd " + std::to_string(fd), limit);
     }
     return static_cast<std::size_t>(r);
@@ -59,8 +62,8 @@ exit_status exit_status::from_wait(int wstatus) noexcept {
 std::string exit_status::describe() const {
     if (exited) return "exit " + std::to_string(code);
     const char* abbrev = sigabbrev_np(signal);
-    return std::string("killed by ") + (abbrev ? std::string("SIG") + abbrev
-                                               : "signal " + std::to_string(signal));
+    return std::string("killed by ") +
+           (abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(signal));
 }
 
 child_process::child_process(pid_t pid, unique_fd in, unique_fd out, unique_fd err) noexcept
@@ -83,7 +86,9 @@ child_process& child_process::operator=(child_process&& o) noexcept {
     return *this;
 }
 
-child_process::~child_process() { reap_or_kill(); }
+child_process::~child_process() {
+    reap_or_kill();
+}
 
 void child_process::reap_or_kill() noexcept {
     if (pid_ <= 0) return;
@@ -124,6 +129,26 @@ void child_process::kill(int sig) noexcept {
     if (pid_ > 0) ::kill(pid_, sig);
 }
 
+child_process fork_child(const std::function<int()>& body) {
+    std::fflush(nullptr);
+    pid_t pid = ::fork();
+    if (pid < 0) throw_errno("fork", "");
+    if (pid == 0) {
+        int code = 99;
+        try {
+            code = body();
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "ipckit: child %d: %s\n", static_cast<int>(::getpid()), e.what());
+        } catch (...) {
+            std::fprintf(stderr, "ipckit: child %d: unknown exception\n",
+                         static_cast<int>(::getpid()));
+        }
+        std::fflush(nullptr);
+        ::_exit(code);
+    }
+    return child_process(pid, unique_fd{}, unique_fd{}, unique_fd{});
+}
+
 namespace {
 
 // Owns posix_spawn file actions.
@@ -141,8 +166,8 @@ child_process spawn(const std::vector<std::string>& argv, const spawn_options& o
     unique_fd parent_in, parent_out, parent_err;
     pipe_pair in_pipe, out_pipe, err_pipe;  // kept open until posix_spawn returns
 
-    auto wire = [&](stdio_mode mode, int explicit_fd, int target, bool child_reads,
-                    pipe_pair& p, unique_fd& parent_end) {
+    auto wire = [&](stdio_mode mode, int explicit_fd, int target, bool child_reads, pipe_pair& p,
+                    unique_fd& parent_end) {
         if (explicit_fd >= 0) {
             posix_spawn_file_actions_adddup2(&actions.fa, explicit_fd, target);
         } else if (mode == stdio_mode::pipe) {
@@ -173,7 +198,8 @@ child_process spawn(const std::vector<std::string>& argv, const spawn_options& o
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 
     std::vector<char*> cargv;
-    for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
+    for (const auto& a : argv)
+        cargv.push_back(const_cast<char*>(a.c_str()));
     cargv.push_back(nullptr);
     pid_t pid = -1;
     int rc = ::posix_spawnp(&pid, cargv[0], &actions.fa, &attr, cargv.data(), environ);
@@ -196,9 +222,18 @@ bool pump(unique_fd& in, std::string_view input, unique_fd& out, std::string& ou
         pollfd fds[3];
         int n = 0;
         int in_i = -1, out_i = -1, err_i = -1;
-        if (in) { in_i = n; fds[n++] = {in.get(), POLLOUT, 0}; }
-        if (out) { out_i = n; fds[n++] = {out.get(), POLLIN, 0}; }
-        if (err && *err) { err_i = n; fds[n++] = {err->get(), POLLIN, 0}; }
+        if (in) {
+            in_i = n;
+            fds[n++] = {in.get(), POLLOUT, 0};
+        }
+        if (out) {
+            out_i = n;
+            fds[n++] = {out.get(), POLLIN, 0};
+        }
+        if (err && *err) {
+            err_i = n;
+            fds[n++] = {err->get(), POLLIN, 0};
+        }
         if (n == 0) return true;
         int r = ::poll(fds, static_cast<nfds_t>(n), until.poll_timeout_ms());
         if (r < 0) {
@@ -219,8 +254,10 @@ bool pump(unique_fd& in, std::string_view input, unique_fd& out, std::string& ou
         auto drain = [&](int idx, unique_fd& fd, std::string& text) {
             if (idx < 0 || !fds[idx].revents) return;
             ssize_t got = ::read(fd.get(), buf, sizeof buf);
-            if (got > 0) text.append(buf, static_cast<std::size_t>(got));
-            else if (got == 0 || (errno != EINTR && errno != EAGAIN)) fd.reset();
+            if (got > 0)
+                text.append(buf, static_cast<std::size_t>(got));
+            else if (got == 0 || (errno != EINTR && errno != EAGAIN))
+                fd.reset();
         };
         drain(out_i, out, out_text);
         if (err) drain(err_i, *err, *err_text);
@@ -261,8 +298,10 @@ pipeline_result run_pipeline(const std::vector<std::vector<std::string>>& stages
     unique_fd first_in, last_out, carry;
     for (std::size_t i = 0; i < stages.size(); ++i) {
         spawn_options opts;
-        if (i == 0) opts.in = stdio_mode::pipe;
-        else opts.stdin_fd = carry.get();
+        if (i == 0)
+            opts.in = stdio_mode::pipe;
+        else
+            opts.stdin_fd = carry.get();
         pipe_pair link;
         if (i + 1 < stages.size()) {
             link = make_pipe();
@@ -272,8 +311,10 @@ pipeline_result run_pipeline(const std::vector<std::vector<std::string>>& stages
         }
         children.push_back(spawn(stages[i], opts));
         if (i == 0) first_in = std::move(children.back().stdin_pipe());
-        if (i + 1 < stages.size()) carry = std::move(link.read_end);  // write end closes here
-        else last_out = std::move(children.back().stdout_pipe());
+        if (i + 1 < stages.size())
+            carry = std::move(link.read_end);  // write end closes here
+        else
+            last_out = std::move(children.back().stdout_pipe());
     }
     carry.reset();
     pipeline_result result;

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -57,7 +58,7 @@ struct spawn_options {
 /// A running child process. The destructor kills (SIGKILL) and reaps a child
 /// that was neither waited for nor detached, so no zombie outlives it.
 class child_process {
-public:
+  public:
     child_process() = default;
     child_process(pid_t pid, unique_fd in, unique_fd out, unique_fd err) noexcept;
     child_process(child_process&&) noexcept;
@@ -77,11 +78,20 @@ public:
     /// Sends sig (no-op once reaped).
     void kill(int sig) noexcept;
 
-private:
+  private:
     void reap_or_kill() noexcept;
     pid_t pid_ = -1;
     unique_fd in_, out_, err_;
 };
+
+/// fork(2) running body() in the child, which then _exits with body's return
+/// value (no atexit handlers, no destructors of the parent's objects). An
+/// exception escaping body prints "ipckit: child <pid>: <what>" on stderr and
+/// exits 99. Buffered stdio is flushed before the fork, so nothing is written
+/// twice. The returned handle kills and reaps the child if it is dropped
+/// without wait(). Only fork from a single-threaded process, or call only
+/// async-signal-safe functions in body.
+child_process fork_child(const std::function<int()>& body);
 
 /// Starts argv[0] (searched in PATH) without a shell. Only fds 0-2 are
 /// inherited: every ipckit fd is close-on-exec. Throws ipckit::error if the
@@ -91,9 +101,9 @@ child_process spawn(const std::vector<std::string>& argv, const spawn_options& o
 /// Result of run().
 struct run_result {
     exit_status status;
-    std::string out;          ///< everything the child wrote to stdout
-    std::string err;          ///< everything it wrote to stderr
-    bool timed_out = false;   ///< deadline passed: the child was killed
+    std::string out;         ///< everything the child wrote to stdout
+    std::string err;         ///< everything it wrote to stderr
+    bool timed_out = false;  ///< deadline passed: the child was killed
 };
 
 /// A safe popen: feeds input to the child's stdin, collects stdout and stderr

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "ipckit/pipe.hpp"
+
 namespace ipckit::cli {
 
 /// One live check. run() does the work in real processes and returns a short
@@ -18,11 +20,15 @@ struct tour_check {
     std::function<std::string()> run;
 };
 
-/// Runs body in a forked child and waits for it (SIGKILL after timeout).
-/// Returns the child's exit code; throws std::runtime_error on timeout or
-/// death by signal, naming what. The child's exceptions print and exit 99.
+/// Runs body in a forked child (ipckit::fork_child) and waits for it (SIGKILL
+/// after timeout). Returns the child's exit code; throws std::runtime_error on
+/// timeout or death by signal, naming what.
 int run_in_child(const std::function<int()>& body,
                  std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+/// Waits for a child started with ipckit::fork_child; throws unless it exits 0.
+void expect_child_ok(child_process& child,
+                     std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 /// Throws std::runtime_error(what) unless condition holds.
 void tour_expect(bool condition, const std::string& what);

@@ -19,30 +19,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// Forks body (its return value is the exit code) and returns the child, which
-// is killed and reaped if the caller throws before waiting.
-child_process fork_child(const std::function<int()>& body) {
-    std::fflush(nullptr);
-    pid_t pid = ::fork();
-    tour_expect(pid >= 0, "fork failed");
-    if (pid == 0) {
-        int rc = 99;
-        try {
-            rc = body();
-        } catch (const std::exception& e) {
-            std::fprintf(stderr, "child: %s\n", e.what());
-        }
-        ::_exit(rc);
-    }
-    return child_process(pid, {}, {}, {});
-}
-
-void expect_child_ok(child_process& c) {
-    auto st = c.wait_until(deadline::after(10s));
-    tour_expect(st.has_value(), "child did not finish");
-    tour_expect(st->success(), "child reported " + st->describe());
-}
-
 mq_options small_queue(bool read, bool write) {
     mq_options o;
     o.max_messages = 4;

@@ -24,35 +24,9 @@ using namespace std::chrono_literals;
 
 const std::vector<std::string> kLines{"hello", "from the", "other process"};
 
-// Forks body concurrently with the caller (run_in_child would wait at once);
-// the returned child_process kills and reaps it if we leave early.
-child_process fork_concurrent(const std::function<int()>& body) {
-    std::fflush(nullptr);
-    pid_t pid = ::fork();
-    if (pid == 0) {
-        int rc = 98;
-        try {
-            rc = body();
-        } catch (const std::exception& e) {
-            std::fprintf(stderr, "ipckit: tour child: %s\n", e.what());
-            rc = 99;
-        }
-        std::fflush(nullptr);
-        ::_exit(rc);
-    }
-    tour_expect(pid > 0, "fork failed");
-    return child_process(pid, {}, {}, {});
-}
-
-void expect_child_ok(child_process& c) {
-    auto st = c.wait_until(deadline::after(10s));
-    tour_expect(st.has_value(), "child did not finish");
-    tour_expect(st->success(), "child reported " + st->describe());
-}
-
 // A child sends kLines to url; rx (already listening / bound) receives them.
 std::string child_sends(channel& rx, const std::string& url) {
-    auto child = fork_concurrent([&] {
+    auto child = fork_child([&] {
         auto tx = open_channel(url, channel_role::sender,
                                {endpoint_mode::automatic, deadline::after(5s)});
         for (const auto& l : kLines)
@@ -84,7 +58,7 @@ std::vector<tour_check> tour_checks_sockets() {
                  struct stat st {};
                  tour_expect(::lstat(path.c_str(), &st) == 0 && (st.st_mode & 0777) == 0600,
                              "socket file is not mode 0600");
-                 auto child = fork_concurrent([&] {
+                 auto child = fork_child([&] {
                      auto tx = open_channel("unix:" + path, channel_role::sender);
                      for (const auto& l : kLines)
                          if (tx->send(l) != io_status::ok) return 1;
@@ -110,7 +84,7 @@ std::vector<tour_check> tour_checks_sockets() {
     checks.push_back({"socket", "unix seqpacket, peer credentials (SO_PEERCRED)", [] {
                           std::string name = "@" + tour_name("seq");
                           unix_listener l(name, socket_type::seqpacket);
-                          auto child = fork_concurrent([&] {
+                          auto child = fork_child([&] {
                               sock s =
                                   connect_unix(name, socket_type::seqpacket, deadline::after(5s));
                               return s.send("record") == io_status::ok ? 0 : 1;
@@ -133,7 +107,7 @@ std::vector<tour_check> tour_checks_sockets() {
              auto& parent = pair.first;
              auto& child_end = pair.second;
              auto p = make_pipe();
-             auto child = fork_concurrent([&] {
+             auto child = fork_child([&] {
                  std::string got;
                  std::vector<unique_fd> fds;
                  if (child_end.receive_fds(got, 64, fds, 4, deadline::after(5s)) != io_status::ok)
@@ -169,7 +143,7 @@ std::vector<tour_check> tour_checks_sockets() {
     checks.push_back({"socket", "udp loopback datagrams, child -> server", [] {
                           auto rx = open_channel("udp://127.0.0.1:0", channel_role::receiver);
                           std::string url = rx->name();
-                          auto child = fork_concurrent([&] {
+                          auto child = fork_child([&] {
                               auto tx = open_channel(url, channel_role::sender);
                               for (const auto& l : kLines)
                                   if (tx->send(l) != io_status::ok) return 1;
