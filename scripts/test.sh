@@ -3,14 +3,15 @@
 #   1. release build, all CTest tests (unit, integration, cli, examples)
 #   2. ASan+UBSan build, all CTest tests
 #   3. TSan build, the ring/sync/shm tests (label tsan)
-#   4. libFuzzer (clang) build, a short run of every fuzz target
-# Usage: scripts/test.sh [release|asan|tsan|fuzz ...]   (default: all four)
+#   4. clang 14 build of everything, unit tests (the code must build with both)
+#   5. libFuzzer (clang) build, a short run of every fuzz target
+# Usage: scripts/test.sh [release|asan|tsan|clang|fuzz ...]   (default: all five)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 
 stages=("$@")
-[ ${#stages[@]} -eq 0 ] && stages=(release asan tsan fuzz)
+[ ${#stages[@]} -eq 0 ] && stages=(release asan tsan clang fuzz)
 fuzz_seconds=${IPCKIT_FUZZ_SECONDS:-30}
 
 step() { printf '\n== %s ==\n' "$*"; }
@@ -23,6 +24,13 @@ for stage in "${stages[@]}"; do
       cmake --build --preset "$stage"
       step "$stage: test"
       ctest --preset "$stage"
+      ;;
+    clang)
+      step "clang: build"
+      cmake --preset clang >/dev/null
+      cmake --build --preset clang
+      step "clang: test (label unit)"
+      ctest --test-dir build/clang -L unit -j2 --timeout 120 --output-on-failure
       ;;
     tsan)
       step "tsan: build"
@@ -48,7 +56,7 @@ for stage in "${stages[@]}"; do
       done
       ;;
     *)
-      echo "test.sh: unknown stage '$stage' (release, asan, tsan, fuzz)" >&2
+      echo "test.sh: unknown stage '$stage' (release, asan, tsan, clang, fuzz)" >&2
       exit 2
       ;;
   esac

@@ -620,3 +620,65 @@ TEST(FdHygiene, NoIpckitFdLeaksIntoAnExecdChild) {
     if (!inherited.empty())
         std::printf("note: %zu fd(s) inherited from the test runner\n", inherited.size());
 }
+
+// ---- fork_child -------------------------------------------------------------
+
+TEST(ForkChild, ReturnValueIsTheExitCode) {
+    auto child = fork_child([] { return 7; });
+    auto st = child.wait_until(deadline::after(10s));
+    ASSERT_TRUE(st);
+    EXPECT_TRUE(st->exited);
+    EXPECT_EQ(st->code, 7);
+}
+
+TEST(ForkChild, EscapedExceptionExits99AndSaysWhat) {
+    auto err = make_pipe();
+    auto child = fork_child([&] {
+        ::dup2(err.write_end.get(), 2);  // capture the child's stderr
+        throw std::runtime_error("boom in the child");
+        return 0;
+    });
+    err.write_end.reset();
+    auto st = child.wait_until(deadline::after(10s));
+    ASSERT_TRUE(st);
+    EXPECT_EQ(st->describe(), "exit 99");
+    std::string text(256, '\0');
+    ssize_t n = ::read(err.read_end.get(), text.data(), text.size());
+    ASSERT_GT(n, 0);
+    text.resize(static_cast<std::size_t>(n));
+    EXPECT_NE(text.find("boom in the child"), std::string::npos) << text;
+}
+
+TEST(ForkChild, DroppedHandleKillsAndReapsTheChild) {
+    pid_t pid;
+    {
+        auto child = fork_child([] {
+            for (;;)
+                ::pause();
+            return 0;
+        });
+        pid = child.pid();
+        ASSERT_EQ(::kill(pid, 0), 0);
+    }
+    // Reaped: the pid no longer names a child of ours.
+    EXPECT_EQ(::waitpid(pid, nullptr, WNOHANG), -1);
+    EXPECT_EQ(errno, ECHILD);
+}
+
+TEST(ForkChild, ParentsBufferedOutputIsNotDuplicated) {
+    auto out = make_pipe();
+    std::FILE* f = ::fdopen(::dup(out.write_end.get()), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs("parent\n", f);  // still in the parent's stdio buffer at fork time
+    // The child flushes stdio before _exit: without the flush before fork it
+    // would write the inherited "parent\n" a second time.
+    auto child = fork_child([] { return 0; });
+    ASSERT_TRUE(child.wait_until(deadline::after(10s)));
+    std::fclose(f);
+    out.write_end.reset();
+    std::string text(64, '\0');
+    ssize_t n = ::read(out.read_end.get(), text.data(), text.size());
+    ASSERT_GT(n, 0);
+    text.resize(static_cast<std::size_t>(n));
+    EXPECT_EQ(text, "parent\n");
+}

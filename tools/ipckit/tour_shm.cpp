@@ -34,9 +34,7 @@ struct handoff {
 // The child writes, the parent waits on the futex and acknowledges.
 std::string exchange(handoff* h, const std::string& text,
                      const std::function<void()>& child_attach) {
-    std::fflush(nullptr);
-    pid_t pid = ::fork();
-    if (pid == 0) {
+    child_process child = fork_child([&] {
         int rc = 0;
         try {
             child_attach();
@@ -49,10 +47,8 @@ std::string exchange(handoff* h, const std::string& text,
         auto until = deadline::after(5s);
         while (rc == 0 && h->state.load(std::memory_order_acquire) != 2)
             if (futex_wait(h->state, 1, until) == futex_result::timed_out) rc = 2;
-        ::_exit(rc);
-    }
-    tour_expect(pid > 0, "fork failed");
-    child_process child(pid, {}, {}, {});
+        return rc;
+    });
     auto until = deadline::after(5s);
     while (h->state.load(std::memory_order_acquire) == 0)
         tour_expect(futex_wait(h->state, 0, until) != futex_result::timed_out,
@@ -60,8 +56,7 @@ std::string exchange(handoff* h, const std::string& text,
     std::string got(h->text, strnlen(h->text, sizeof h->text));
     h->state.store(2, std::memory_order_release);
     futex_wake(h->state, INT_MAX);
-    auto st = child.wait_until(deadline::after(5s));
-    tour_expect(st && st->success(), "child did not finish cleanly");
+    expect_child_ok(child, 5s);
     tour_expect(got == text, "read '" + got + "'");
     return got;
 }
@@ -99,9 +94,7 @@ std::vector<tour_check> tour_checks_shm() {
                           auto url = "shm:" + name + "?capacity=64k";
                           auto rx = open_channel(url, channel_role::receiver);
                           int rc = -1;
-                          std::fflush(nullptr);
-                          pid_t pid = ::fork();
-                          if (pid == 0) {
+                          child_process child = fork_child([&] {
                               int code = 0;
                               try {
                                   auto tx = open_channel(url, channel_role::sender);
@@ -112,10 +105,8 @@ std::vector<tour_check> tour_checks_shm() {
                               } catch (...) {
                                   code = 2;
                               }
-                              ::_exit(code);
-                          }
-                          tour_expect(pid > 0, "fork failed");
-                          child_process child(pid, {}, {}, {});
+                              return code;
+                          });
                           message m;
                           int n = 0;
                           io_status st;
@@ -146,9 +137,7 @@ std::vector<tour_check> tour_checks_shm() {
              auto holder = std::make_unique<ring>(map, ring_role::producer, "tour mpmc");
              std::vector<child_process> kids;
              for (int p = 0; p < 3; ++p) {
-                 std::fflush(nullptr);
-                 pid_t pid = ::fork();
-                 if (pid == 0) {
+                 kids.push_back(fork_child([&, p] {
                      int code = 0;
                      {
                          ring r(map, ring_role::producer, "tour mpmc");
@@ -163,10 +152,8 @@ std::vector<tour_check> tour_checks_shm() {
                              r.commit(8);
                          }
                      }
-                     ::_exit(code);
-                 }
-                 tour_expect(pid > 0, "fork failed");
-                 kids.emplace_back(pid, unique_fd{}, unique_fd{}, unique_fd{});
+                     return code;
+                 }));
              }
              std::uint32_t next[3] = {0, 0, 0};
              std::vector<bool> done(kids.size(), false);

@@ -45,32 +45,21 @@ std::string with_listening_child(
     const std::function<void(pid_t, int to_child)>& parent) {
     auto up = make_pipe();    // child -> parent: "ready", then the report
     auto down = make_pipe();  // parent -> child: "sent"
-    std::fflush(nullptr);
-    pid_t pid = ::fork();
-    if (pid == 0) {
-        int rc = 0;
-        try {
-            up.read_end.reset();
-            down.write_end.reset();
-            signal_listener listener(signals);
-            write_line(up.write_end.get(), "ready");
-            write_line(up.write_end.get(), body(listener, down.read_end.get()));
-        } catch (const std::exception& e) {
-            std::fprintf(stderr, "ipckit: tour child: %s\n", e.what());
-            rc = 99;
-        }
-        ::_exit(rc);
-    }
-    tour_expect(pid > 0, "fork failed");
-    child_process child(pid, {}, {}, {});
+    child_process child = fork_child([&] {
+        up.read_end.reset();
+        down.write_end.reset();
+        signal_listener listener(signals);
+        write_line(up.write_end.get(), "ready");
+        write_line(up.write_end.get(), body(listener, down.read_end.get()));
+        return 0;
+    });
+    const pid_t pid = child.pid();
     up.write_end.reset();
     down.read_end.reset();
     tour_expect(read_line(up.read_end.get()) == "ready", "child did not get ready");
     parent(pid, down.write_end.get());
     std::string report = read_line(up.read_end.get());
-    auto st = child.wait_until(deadline::after(kWait));
-    tour_expect(st.has_value(), "child did not finish");
-    tour_expect(st->success(), "child ended with " + st->describe());
+    expect_child_ok(child, kWait);
     return report;
 }
 
