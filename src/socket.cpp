@@ -676,10 +676,14 @@ sock connect_tcp(const std::string& host, std::uint16_t port, const deadline& un
     return s;
 }
 
-sock bind_udp(const std::string& host, std::uint16_t port) {
+namespace {
+
+// A UDP socket bound to (bind) or connected to (!bind) the first address of
+// host:port that works.
+sock open_udp(const std::string& host, std::uint16_t port, bool bind) {
     std::string display = inet_display("udp", host, port);
     addrinfo_list ai;
-    resolve(ai, host, port, SOCK_DGRAM, true, display);
+    resolve(ai, host, port, SOCK_DGRAM, bind, display);
     int last_errno = EADDRNOTAVAIL;
     for (addrinfo* p = ai.head; p; p = p->ai_next) {
         int fd = ::socket(p->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -688,34 +692,25 @@ sock bind_udp(const std::string& host, std::uint16_t port) {
             continue;
         }
         unique_fd owner(fd);
-        if (::bind(fd, p->ai_addr, p->ai_addrlen) != 0) {
+        int rc =
+            bind ? ::bind(fd, p->ai_addr, p->ai_addrlen) : ::connect(fd, p->ai_addr, p->ai_addrlen);
+        if (rc != 0) {
             last_errno = errno;
             continue;
         }
         return sock(std::move(owner), socket_type::dgram, display);
     }
-    throw_error(last_errno, "bind", display);
+    throw_error(last_errno, bind ? "bind" : "connect", display);
+}
+
+}  // namespace
+
+sock bind_udp(const std::string& host, std::uint16_t port) {
+    return open_udp(host, port, true);
 }
 
 sock connect_udp(const std::string& host, std::uint16_t port) {
-    std::string display = inet_display("udp", host, port);
-    addrinfo_list ai;
-    resolve(ai, host, port, SOCK_DGRAM, false, display);
-    int last_errno = EADDRNOTAVAIL;
-    for (addrinfo* p = ai.head; p; p = p->ai_next) {
-        int fd = ::socket(p->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        if (fd < 0) {
-            last_errno = errno;
-            continue;
-        }
-        unique_fd owner(fd);
-        if (::connect(fd, p->ai_addr, p->ai_addrlen) != 0) {
-            last_errno = errno;
-            continue;
-        }
-        return sock(std::move(owner), socket_type::dgram, display);
-    }
-    throw_error(last_errno, "connect", display);
+    return open_udp(host, port, false);
 }
 
 }  // namespace ipckit

@@ -53,41 +53,7 @@ io_outcome wait_writable(int fd, const deadline& until, std::string_view object)
 
 io_outcome write_all(int fd, std::span<const std::byte> buf, const deadline& until,
                      std::string_view object, std::size_t* written, fd_kind kind) {
-    const bool sock = (kind == fd_kind::unknown ? kind_of(fd) : kind) == fd_kind::socket;
-    std::size_t done = 0;
-    auto report = [&](io_outcome o) {
-        if (written) *written = done;
-        return o;
-    };
-    while (done < buf.size()) {
-        ssize_t n;
-        if (sock) {
-            n = ::send(fd, buf.data() + done, buf.size() - done, MSG_NOSIGNAL | MSG_DONTWAIT);
-        } else {
-            sigpipe_guard guard;
-            n = ::write(fd, buf.data() + done, buf.size() - done);
-            if (n < 0 && errno == EPIPE) guard.saw_epipe();
-        }
-        if (n >= 0) {
-            done += static_cast<std::size_t>(n);
-            continue;
-        }
-        switch (errno) {
-            case EINTR:
-                continue;
-            case EAGAIN: {
-                auto w = wait_writable(fd, until, object);
-                if (w != io_outcome::ok) return report(w);
-                continue;
-            }
-            case EPIPE:
-            case ECONNRESET:
-                return report(io_outcome::closed);
-            default:
-                throw_errno("write", object);
-        }
-    }
-    return report(io_outcome::ok);
+    return write_all2(fd, buf, {}, until, object, written, kind);
 }
 
 io_outcome write_all2(int fd, std::span<const std::byte> first, std::span<const std::byte> second,
