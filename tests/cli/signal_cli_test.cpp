@@ -29,47 +29,16 @@ std::vector<std::string> lines_of(const std::string& text) {
 }
 
 // `ipckit signal watch ...` running in the background, read line by line.
-class watcher {
+class watcher : public test::line_process {
   public:
-    explicit watcher(std::vector<std::string> args) {
-        std::vector<std::string> argv{test::ipckit_binary(), "signal", "watch"};
-        argv.insert(argv.end(), args.begin(), args.end());
-        spawn_options o;
-        o.out = stdio_mode::pipe;
-        child_ = spawn(argv, o);
-    }
-    std::string line() {
-        for (;;) {
-            auto nl = buf_.find('\n');
-            if (nl != std::string::npos) {
-                std::string l = buf_.substr(0, nl);
-                buf_.erase(0, nl + 1);
-                return l;
-            }
-            char chunk[512];
-            std::size_t got = 0;
-            if (detail::read_some(child_.stdout_pipe().get(),
-                                  std::as_writable_bytes(std::span(chunk)), deadline::after(20s),
-                                  "watch stdout", got) != detail::io_outcome::ok)
-                return "<timeout>";
-            if (got == 0) return "<eof>";
-            buf_.append(chunk, got);
-        }
-    }
-    exit_status finish() {
-        auto st = child_.wait_until(deadline::after(20s));
-        if (!st) {
-            child_.kill(SIGKILL);
-            ADD_FAILURE() << "watch did not end";
-            return child_.wait();
-        }
-        return *st;
-    }
-    pid_t pid() const { return child_.pid(); }
+    explicit watcher(const std::vector<std::string>& args) : line_process(argv_for(args)) {}
 
   private:
-    child_process child_;
-    std::string buf_;
+    static std::vector<std::string> argv_for(const std::vector<std::string>& args) {
+        std::vector<std::string> argv{test::ipckit_binary(), "signal", "watch"};
+        argv.insert(argv.end(), args.begin(), args.end());
+        return argv;
+    }
 };
 
 pid_t missing_pid() {

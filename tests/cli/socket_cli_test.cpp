@@ -18,18 +18,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string read_all(int fd, const deadline& until) {
-    std::string out;
-    char buf[4096];
-    while (!until.expired()) {
-        pollfd p{fd, POLLIN, 0};
-        if (::poll(&p, 1, until.poll_timeout_ms()) <= 0) continue;
-        ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n <= 0) break;
-        out.append(buf, static_cast<std::size_t>(n));
-    }
-    return out;
-}
+using test::read_all;
 
 // A background process whose stdout we collect once it ends.
 struct background {

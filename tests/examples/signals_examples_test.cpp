@@ -11,6 +11,7 @@
 #include "detail/syscall.hpp"
 #include "ipckit/pipe.hpp"
 #include "ipckit/signal.hpp"
+#include "support/test_support.hpp"
 
 using namespace ipckit;
 using namespace std::chrono_literals;
@@ -18,59 +19,26 @@ using namespace std::chrono_literals;
 namespace {
 
 // A running example with its stdout read line by line.
-class example {
+class example : public test::line_process {
   public:
-    explicit example(const std::string& name, std::vector<std::string> args = {}) {
-        std::vector<std::string> argv{std::string(IPCKIT_EXAMPLES_DIR) + "/" + name};
-        argv.insert(argv.end(), args.begin(), args.end());
-        spawn_options o;
-        o.out = stdio_mode::pipe;
-        child_ = spawn(argv, o);
-    }
-
-    /// The next line (without '\n'); "<timeout>" or "<eof>" otherwise.
-    std::string line() {
-        for (;;) {
-            auto nl = buf_.find('\n');
-            if (nl != std::string::npos) {
-                std::string l = buf_.substr(0, nl);
-                buf_.erase(0, nl + 1);
-                return l;
-            }
-            char chunk[256];
-            std::size_t got = 0;
-            auto st = detail::read_some(child_.stdout_pipe().get(),
-                                        std::as_writable_bytes(std::span(chunk)),
-                                        deadline::after(20s), "example stdout", got);
-            if (st != detail::io_outcome::ok) return "<timeout>";
-            if (got == 0) return buf_.empty() ? "<eof>" : std::exchange(buf_, {});
-            buf_.append(chunk, got);
-        }
-    }
+    explicit example(const std::string& name, const std::vector<std::string>& args = {})
+        : line_process(argv_for(name, args)) {}
 
     /// Reads "My PID is N." and returns N.
     pid_t pid_line() {
         std::string l = line();
         EXPECT_EQ(l.rfind("My PID is ", 0), 0u) << l;
-        EXPECT_EQ(std::stoi(l.substr(10)), child_.pid());
-        return child_.pid();
+        EXPECT_EQ(std::stoi(l.substr(10)), pid());
+        return pid();
     }
-
-    exit_status finish() {
-        auto st = child_.wait_until(deadline::after(20s));
-        if (!st) {
-            child_.kill(SIGKILL);
-            ADD_FAILURE() << "example did not end";
-            return child_.wait();
-        }
-        return *st;
-    }
-
-    pid_t pid() const { return child_.pid(); }
 
   private:
-    child_process child_;
-    std::string buf_;
+    static std::vector<std::string> argv_for(const std::string& name,
+                                             const std::vector<std::string>& args) {
+        std::vector<std::string> argv{std::string(IPCKIT_EXAMPLES_DIR) + "/" + name};
+        argv.insert(argv.end(), args.begin(), args.end());
+        return argv;
+    }
 };
 
 }  // namespace

@@ -19,6 +19,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
+using test::read_all;
+
 // Reads one '\n'-terminated line from fd (byte by byte: it is a pipe we
 // share with nobody, and only the first line is needed).
 std::string read_line(int fd, const deadline& until) {
@@ -33,19 +35,6 @@ std::string read_line(int fd, const deadline& until) {
         line += c;
     }
     return line;
-}
-
-std::string read_all(int fd, const deadline& until) {
-    std::string out;
-    char buf[4096];
-    while (!until.expired()) {
-        pollfd p{fd, POLLIN, 0};
-        if (::poll(&p, 1, until.poll_timeout_ms()) <= 0) continue;
-        ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n <= 0) break;
-        out.append(buf, static_cast<std::size_t>(n));
-    }
-    return out;
 }
 
 struct client {

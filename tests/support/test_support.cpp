@@ -9,6 +9,11 @@
 #include <exception>
 #include <random>
 #include <thread>
+#include <utility>
+
+#include <gtest/gtest.h>
+
+#include "detail/syscall.hpp"
 
 namespace ipckit::test {
 
@@ -19,7 +24,9 @@ std::string unique_name(std::string_view prefix) {
            std::to_string(counter++) + "-" + std::to_string(salt % 100000);
 }
 
-std::string unique_path(std::string_view prefix) { return "/tmp/" + unique_name(prefix); }
+std::string unique_path(std::string_view prefix) {
+    return "/tmp/" + unique_name(prefix);
+}
 
 forked_child::forked_child(std::function<int()> body) {
     std::fflush(nullptr);  // do not duplicate buffered output into the child
@@ -68,7 +75,9 @@ std::optional<exit_status> forked_child::wait(std::chrono::milliseconds timeout)
     }
 }
 
-std::string ipckit_binary() { return IPCKIT_BIN; }
+std::string ipckit_binary() {
+    return IPCKIT_BIN;
+}
 
 run_result run_ipckit(const std::vector<std::string>& args, std::string_view input,
                       std::chrono::milliseconds timeout) {
@@ -77,6 +86,55 @@ run_result run_ipckit(const std::vector<std::string>& args, std::string_view inp
     return run(argv, input, deadline::after(timeout));
 }
 
-scoped_unlink::~scoped_unlink() { ::unlink(path_.c_str()); }
+std::string read_all(int fd, const deadline& until) {
+    std::string out;
+    char buf[4096];
+    for (;;) {
+        std::size_t got = 0;
+        auto st =
+            detail::read_some(fd, std::as_writable_bytes(std::span(buf)), until, "read_all", got);
+        if (st != detail::io_outcome::ok || got == 0) return out;
+        out.append(buf, got);
+    }
+}
+
+line_process::line_process(const std::vector<std::string>& argv) {
+    spawn_options o;
+    o.out = stdio_mode::pipe;
+    child_ = spawn(argv, o);
+}
+
+std::string line_process::line(std::chrono::milliseconds timeout) {
+    auto until = deadline::after(timeout);
+    for (;;) {
+        auto nl = buf_.find('\n');
+        if (nl != std::string::npos) {
+            std::string l = buf_.substr(0, nl);
+            buf_.erase(0, nl + 1);
+            return l;
+        }
+        char chunk[512];
+        std::size_t got = 0;
+        auto st = detail::read_some(child_.stdout_pipe().get(),
+                                    std::as_writable_bytes(std::span(chunk)), until, "stdout", got);
+        if (st != detail::io_outcome::ok) return "<timeout>";
+        if (got == 0) return buf_.empty() ? "<eof>" : std::exchange(buf_, {});
+        buf_.append(chunk, got);
+    }
+}
+
+exit_status line_process::finish() {
+    auto st = child_.wait_until(deadline::after(std::chrono::seconds(20)));
+    if (!st) {
+        child_.kill(SIGKILL);
+        ADD_FAILURE() << "process " << child_.pid() << " did not end";
+        return child_.wait();
+    }
+    return *st;
+}
+
+scoped_unlink::~scoped_unlink() {
+    ::unlink(path_.c_str());
+}
 
 }  // namespace ipckit::test

@@ -25,7 +25,7 @@ std::string unique_path(std::string_view prefix);
 /// escaped exception exits 99 after printing what() to stderr. The destructor
 /// SIGKILLs and reaps a child still running, so a failing test leaks nothing.
 class forked_child {
-public:
+  public:
     explicit forked_child(std::function<int()> body);
     forked_child(const forked_child&) = delete;
     forked_child& operator=(const forked_child&) = delete;
@@ -35,7 +35,7 @@ public:
     /// Waits up to timeout; on timeout kills the child and returns nullopt.
     std::optional<exit_status> wait(std::chrono::milliseconds timeout = std::chrono::seconds(20));
 
-private:
+  private:
     pid_t pid_ = -1;
 };
 
@@ -46,14 +46,34 @@ run_result run_ipckit(const std::vector<std::string>& args, std::string_view inp
 /// Path of the built ipckit binary.
 std::string ipckit_binary();
 
+/// Everything readable from fd until EOF or the deadline.
+std::string read_all(int fd, const deadline& until);
+
+/// A process started with spawn(), its stdout read line by line.
+class line_process {
+  public:
+    explicit line_process(const std::vector<std::string>& argv);
+    /// The next line without '\n'; an unterminated last line comes before
+    /// "<eof>"; "<timeout>" if nothing completes a line in time.
+    std::string line(std::chrono::milliseconds timeout = std::chrono::seconds(20));
+    /// Waits up to 20 s for the exit; past that kills it and records a failure.
+    exit_status finish();
+    pid_t pid() const noexcept { return child_.pid(); }
+    child_process& process() noexcept { return child_; }
+
+  private:
+    child_process child_;
+    std::string buf_;
+};
+
 /// Removes a file on scope exit (unlink errors ignored).
 class scoped_unlink {
-public:
+  public:
     explicit scoped_unlink(std::string path) : path_(std::move(path)) {}
     ~scoped_unlink();
     const std::string& path() const noexcept { return path_; }
 
-private:
+  private:
     std::string path_;
 };
 
