@@ -483,20 +483,35 @@ void unix_listener::cleanup() noexcept {
         ::unlink(address_.c_str());
 }
 
+namespace {
+
+// Waits for and accepts one connection (close-on-exec, left blocking: sends
+// use MSG_DONTWAIT); nullopt when the deadline passes first.
+std::optional<unique_fd> accept_connection(int listen_fd, const deadline& until,
+                                           const std::string& name) {
+    for (;;) {
+        if (detail::wait_readable(listen_fd, until, name) == detail::io_outcome::timed_out)
+            return std::nullopt;
+        int c = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (c < 0) {
+            if (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED) continue;
+            throw_errno("accept4", name);
+        }
+        unique_fd cfd(c);
+        set_nonblocking(c, false);
+        return cfd;
+    }
+}
+
+}  // namespace
+
 std::optional<sock> unix_listener::accept(const deadline& until) {
     if (sock_.type() == socket_type::dgram)
         throw_error(EOPNOTSUPP, "accept", sock_.name(), "a datagram sock has no connections");
     for (;;) {
-        auto w = detail::wait_readable(fd(), until, sock_.name());
-        if (w == detail::io_outcome::timed_out) return std::nullopt;
-        int c = ::accept4(fd(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (c < 0) {
-            if (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED) continue;
-            throw_errno("accept4", sock_.name());
-        }
-        unique_fd cfd(c);
-        set_nonblocking(c, false);
-        sock s(std::move(cfd), sock_.type(), sock_.name());
+        auto cfd = accept_connection(fd(), until, sock_.name());
+        if (!cfd) return std::nullopt;
+        sock s(std::move(*cfd), sock_.type(), sock_.name());
         if (!allow_.empty() && !allow_.allows(s.peer())) {
             ++rejected_;  // closed unread: not one byte of a refused peer is looked at
             continue;
@@ -622,16 +637,9 @@ tcp_listener::tcp_listener(const std::string& host, std::uint16_t port, int back
 
 std::optional<sock> tcp_listener::accept(const deadline& until) {
     for (;;) {
-        auto w = detail::wait_readable(fd(), until, sock_.name());
-        if (w == detail::io_outcome::timed_out) return std::nullopt;
-        int c = ::accept4(fd(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (c < 0) {
-            if (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED) continue;
-            throw_errno("accept4", sock_.name());
-        }
-        unique_fd cfd(c);
-        set_nonblocking(c, false);
-        sock s(std::move(cfd), socket_type::stream, sock_.name());
+        auto cfd = accept_connection(fd(), until, sock_.name());
+        if (!cfd) return std::nullopt;
+        sock s(std::move(*cfd), socket_type::stream, sock_.name());
         s.set_nodelay(true);
         return s;
     }
