@@ -247,7 +247,7 @@ bool pump(unique_fd& in, std::string_view input, unique_fd& out, std::string& ou
         if (in_i >= 0 && fds[in_i].revents) {
             detail::sigpipe_guard guard;
             ssize_t w = ::write(in.get(), input.data() + sent, input.size() - sent);
-            if (w < 0 && errno == EPIPE) guard.saw_epipe();
+            guard.after_write(w, input.size() - sent);
             if (w > 0) sent += static_cast<std::size_t>(w);
             if ((w < 0 && errno != EAGAIN && errno != EINTR) || sent == input.size()) in.reset();
         }

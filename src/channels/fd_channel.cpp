@@ -23,6 +23,7 @@ pipe_channels make_pipe_channels(framing frame, std::size_t max_message) {
     // open file description, and flock() cannot tell them apart. Frames up
     // to PIPE_BUF are atomic; larger ones need one writer per pipe.
     pipe_pair p = make_pipe();
+    detail::widen_pipe(p.write_end.get());
     pipe_channels out;
     out.reader = std::make_unique<detail::stream_channel>("pipe (read end)", std::move(p.read_end),
                                                           unique_fd{}, so);

@@ -26,6 +26,7 @@ std::unique_ptr<channel> open_fifo_channel(const url& u, channel_role role,
 
     if (role == channel_role::receiver) {
         unique_fd rd = open_fifo_reader(u.path, open_mode::open_only);
+        widen_pipe(rd.get());
         auto keep = open_fifo_writer(u.path, deadline::immediate());  // we are the reader
         auto ch = std::make_unique<stream_channel>(u.text, std::move(rd), unique_fd{}, so);
         if (keep) ch->keep_open(std::move(*keep));

@@ -1,5 +1,6 @@
 #include "channels/stream_channel.hpp"
 
+#include <fcntl.h>
 #include <limits.h>
 #include <sys/file.h>
 #include <sys/uio.h>
@@ -13,7 +14,9 @@
 namespace ipckit::detail {
 namespace {
 
-constexpr std::size_t kReadChunk = 64 * 1024;
+// One read takes a 64 KiB message together with its header (at 64 KiB
+// exactly, the 4 header bytes cost a second read(2) per message).
+constexpr std::size_t kReadChunk = 64 * 1024 + 4096;
 // Frames up to this size are copied into one buffer and written at once
 // (atomic on pipes up to PIPE_BUF); larger ones go out with writev.
 constexpr std::size_t kSmallFrame = 4096;
@@ -59,6 +62,12 @@ void grow_exact(std::string& s, std::size_t wanted) {
 }
 
 }  // namespace
+
+void widen_pipe(int fd) noexcept {
+    constexpr int kChannelPipeBytes = 256 * 1024;
+    int now = ::fcntl(fd, F_GETPIPE_SZ);
+    if (now >= 0 && now < kChannelPipeBytes) (void)::fcntl(fd, F_SETPIPE_SZ, kChannelPipeBytes);
+}
 
 void encode_frame_header(std::uint32_t n, unsigned char out[frame_header_size]) noexcept {
     out[0] = static_cast<unsigned char>(n);
@@ -110,13 +119,9 @@ std::size_t frame_decoder::feed(const char* data, std::size_t size) {
             header_got_ += n;
             used += n;
             if (header_got_ < frame_header_size) break;
-            expected_ = decode_frame_header(header_);
-            header_got_ = 0;
             // Checked before any allocation: a hostile length costs nothing.
-            if (expected_ > max_)
-                throw_error(EMSGSIZE, "receive", name_,
-                            "frame announces " + std::to_string(expected_) +
-                                " bytes, max_message is " + std::to_string(max_));
+            expected_ = checked_length(header_);
+            header_got_ = 0;
             partial_.clear();
             in_payload_ = true;
             if (expected_ == 0) {
@@ -135,6 +140,24 @@ std::size_t frame_decoder::feed(const char* data, std::size_t size) {
         }
     }
     return used;
+}
+
+std::size_t frame_decoder::checked_length(const unsigned char header[frame_header_size]) const {
+    const std::size_t n = decode_frame_header(header);
+    if (n > max_)
+        throw_error(EMSGSIZE, "receive", name_,
+                    "frame announces " + std::to_string(n) + " bytes, max_message is " +
+                        std::to_string(max_));
+    return n;
+}
+
+void frame_decoder::adopt_payload(std::string& have, std::size_t expected) {
+    partial_.swap(have);
+    have.clear();
+    expected_ = expected;
+    grow_exact(partial_, expected_);
+    in_payload_ = partial_.size() < expected_;
+    ready_ = !in_payload_;
 }
 
 void frame_decoder::take(std::string& out) {
@@ -176,6 +199,7 @@ stream_channel::stream_channel(std::string name, unique_fd read_fd, unique_fd wr
       read_fd_(owned_read_.get()),
       write_fd_(owned_write_.get()),
       decoder_(options.frame, options.max_message, name_) {
+    if (read_fd_ >= 0) read_kind_ = kind_of(read_fd_);
     if (write_fd_ >= 0) write_kind_ = kind_of(write_fd_);
     if (options_.make_nonblocking) {
         // The read end blocks: a receive without deadline is then one read(2),
@@ -268,13 +292,61 @@ io_status stream_channel::fill(const deadline& until) {
     if (in_begin_ == in_end_) in_begin_ = in_end_ = 0;
     std::size_t got = 0;
     auto span = std::as_writable_bytes(std::span(inbuf_.data() + in_end_, inbuf_.size() - in_end_));
-    auto r = read_some(read_fd_, span, until, name_, got);
+    auto r = read_some(read_fd_, span, until, name_, got, read_kind_);
     if (r != io_outcome::ok) return to_status(r);
     if (got == 0) {
         eof_ = true;
         return io_status::closed;
     }
     in_end_ += got;
+    return io_status::ok;
+}
+
+// Large messages without a copy: at a frame boundary with nothing buffered,
+// when the caller's buffer already holds a large message (a stream of
+// similar messages, the common case), one readv takes the next header, the
+// payload straight into that buffer and whatever follows into inbuf_.
+// Returns the result when a whole message (or nothing but a timeout) came
+// back; nullopt hands what did arrive to the decoder and the normal path.
+std::optional<io_status> stream_channel::receive_into(message& out, const deadline& until) {
+    std::string& buf = out.payload;
+    const std::size_t guess = buf.size();
+    if (inbuf_.empty()) inbuf_.resize(kReadChunk);
+    in_begin_ = in_end_ = 0;
+    unsigned char hdr[frame_header_size];
+    const ::iovec iov[3] = {{hdr, sizeof hdr}, {buf.data(), guess}, {inbuf_.data(), inbuf_.size()}};
+    std::size_t got = 0;
+    auto r = read_some_v(read_fd_, iov, until, name_, got, read_kind_);
+    if (r != io_outcome::ok) return to_status(r);
+    if (got == 0) {
+        eof_ = true;
+        return std::nullopt;
+    }
+    if (got < frame_header_size) {
+        decoder_.feed(reinterpret_cast<const char*>(hdr), got);
+        return std::nullopt;
+    }
+    const std::size_t n = decoder_.checked_length(hdr);
+    const std::size_t body = std::min(got - frame_header_size, guess);  // bytes now in buf
+    const std::size_t spill = got - frame_header_size - body;           // bytes in inbuf_
+    if (n > body) {
+        // Longer than the guess, or not all here yet: the decoder goes on.
+        buf.resize(body);
+        decoder_.adopt_payload(buf, n);
+        in_end_ = spill;
+        return std::nullopt;
+    }
+    // The message is complete. Bytes past it in buf start the next frames:
+    // they go in front of the spill.
+    if (const std::size_t extra = body - n; extra > 0) {
+        if (extra + spill > inbuf_.size()) inbuf_.resize(extra + spill);
+        std::memmove(inbuf_.data() + extra, inbuf_.data(), spill);
+        std::memcpy(inbuf_.data(), buf.data() + n, extra);
+        in_end_ = extra + spill;
+    } else {
+        in_end_ = spill;
+    }
+    buf.resize(n);
     return io_status::ok;
 }
 
@@ -308,7 +380,7 @@ io_status stream_channel::receive(message& out, const deadline& until) {
             buf.resize(old + want);
             std::size_t got = 0;
             auto span = std::as_writable_bytes(std::span(buf.data() + old, want));
-            auto r = read_some(read_fd_, span, until, name_, got);
+            auto r = read_some(read_fd_, span, until, name_, got, read_kind_);
             buf.resize(old + got);
             if (r != io_outcome::ok) return to_status(r);
             if (got == 0) {
@@ -316,6 +388,11 @@ io_status stream_channel::receive(message& out, const deadline& until) {
                 return io_status::closed;
             }
             decoder_.note_direct_read(got);
+            continue;
+        }
+        if (options_.frame == framing::length && decoder_.at_boundary() &&
+            out.payload.size() >= kDirectReadMin) {
+            if (auto st = receive_into(out, until)) return *st;
             continue;
         }
         auto st = fill(until);

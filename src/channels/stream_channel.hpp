@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,7 +28,7 @@ std::uint32_t decode_frame_header(const unsigned char in[frame_header_size]) noe
 /// chunking of the stream, get the same messages. A header announcing more
 /// than max_message throws ipckit::error(EMSGSIZE) before any allocation.
 class frame_decoder {
-public:
+  public:
     frame_decoder(framing mode, std::size_t max_message, std::string name);
 
     /// Consumes up to data.size() bytes; stops after completing one message
@@ -47,8 +48,15 @@ public:
     /// Direct access for large payloads: the buffer being filled.
     std::string& partial() noexcept { return partial_; }
     void note_direct_read(std::size_t n);
+    /// For a caller that read a header itself: its payload length, checked
+    /// against max_message (throws EMSGSIZE). The decoder's state is unchanged.
+    std::size_t checked_length(const unsigned char header[frame_header_size]) const;
+    /// At a boundary, continues a frame of `expected` bytes whose first
+    /// have.size() payload bytes the caller already read into `have` (which
+    /// gets the decoder's spare buffer back).
+    void adopt_payload(std::string& have, std::size_t expected);
 
-private:
+  private:
     framing mode_;
     std::size_t max_;
     std::string name_;
@@ -76,8 +84,15 @@ struct stream_options {
 
 /// A channel over a read fd and a write fd (either may be absent, or both the
 /// same bidirectional fd).
+/// Best effort: grows the pipe or FIFO behind fd to 256 KiB (never shrinks
+/// it) so that a 64 KiB message and its header fit in the buffer at once; at
+/// the default 64 KiB every such message costs the reader a second wakeup.
+/// Keeps the current size when the kernel refuses (an unprivileged user past
+/// /proc/sys/fs/pipe-user-pages-soft).
+void widen_pipe(int fd) noexcept;
+
 class stream_channel final : public channel {
-public:
+  public:
     stream_channel(std::string name, unique_fd read_fd, unique_fd write_fd,
                    const stream_options& options);
     /// One bidirectional fd (socket, socketpair end).
@@ -98,14 +113,16 @@ public:
     void on_close(std::function<void()> cleanup) { cleanup_ = std::move(cleanup); }
     ~stream_channel() override;
 
-private:
+  private:
     io_status fill(const deadline& until);
+    std::optional<io_status> receive_into(message& out, const deadline& until);
 
     std::string name_;
     stream_options options_;
     unique_fd owned_read_, owned_write_, keep_;
     int read_fd_ = -1;
     int write_fd_ = -1;
+    fd_kind read_kind_ = fd_kind::unknown;
     fd_kind write_kind_ = fd_kind::unknown;
     frame_decoder decoder_;
     std::vector<char> inbuf_;

@@ -5,8 +5,11 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+#include <chrono>
 
 #include "ipckit/error.hpp"
 
@@ -85,7 +88,7 @@ io_outcome write_all2(int fd, std::span<const std::byte> first, std::span<const 
         } else {
             sigpipe_guard guard;
             n = ::writev(fd, iov, count);
-            if (n < 0 && errno == EPIPE) guard.saw_epipe();
+            guard.after_write(n, iov[0].iov_len + (count > 1 ? iov[1].iov_len : 0));
         }
         if (n >= 0) {
             done += static_cast<std::size_t>(n);
@@ -109,16 +112,46 @@ io_outcome write_all2(int fd, std::span<const std::byte> first, std::span<const 
     return report(io_outcome::ok);
 }
 
-io_outcome read_some(int fd, std::span<std::byte> buf, const deadline& until,
-                     std::string_view object, std::size_t& got) {
-    got = 0;
-    // Poll first when there is a deadline: a blocking fd must not block past it.
+namespace {
+
+// Sets SO_RCVTIMEO to the time left before until (at least 1 us), or to
+// "forever" for deadline::never. False if the socket refused it.
+bool set_receive_timeout(int fd, const deadline& until) {
+    timeval tv{};
     if (!until.is_never()) {
-        auto w = wait_readable(fd, until, object);
-        if (w != io_outcome::ok) return w;
+        auto us = std::chrono::duration_cast<std::chrono::microseconds>(until.remaining()).count();
+        if (us < 1) us = 1;
+        tv.tv_sec = static_cast<time_t>(us / 1000000);
+        tv.tv_usec = static_cast<suseconds_t>(us % 1000000);
+    }
+    return ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0;
+}
+
+}  // namespace
+
+io_outcome read_some(int fd, std::span<std::byte> buf, const deadline& until,
+                     std::string_view object, std::size_t& got, fd_kind kind) {
+    const ::iovec one{buf.data(), buf.size()};
+    return read_some_v(fd, std::span(&one, 1), until, object, got, kind);
+}
+
+io_outcome read_some_v(int fd, std::span<const ::iovec> bufs, const deadline& until,
+                       std::string_view object, std::size_t& got, fd_kind kind) {
+    got = 0;
+    // A blocking fd must not block past a finite deadline: a socket carries
+    // it as SO_RCVTIMEO (EAGAIN when it runs out), anything else polls first.
+    bool timed_socket = false;
+    if (!until.is_never()) {
+        if (kind == fd_kind::socket && !until.expired() && set_receive_timeout(fd, until)) {
+            timed_socket = true;
+        } else {
+            auto w = wait_readable(fd, until, object);
+            if (w != io_outcome::ok) return w;
+        }
     }
     for (;;) {
-        ssize_t n = ::read(fd, buf.data(), buf.size());
+        ssize_t n = bufs.size() == 1 ? ::read(fd, bufs[0].iov_base, bufs[0].iov_len)
+                                     : ::readv(fd, bufs.data(), static_cast<int>(bufs.size()));
         if (n >= 0) {
             got = static_cast<std::size_t>(n);
             return io_outcome::ok;
@@ -126,6 +159,12 @@ io_outcome read_some(int fd, std::span<std::byte> buf, const deadline& until,
         if (errno == EINTR) continue;
         if (errno == ECONNRESET) return io_outcome::ok;  // reset reads as EOF (got == 0)
         if (errno != EAGAIN) throw_errno("read", object);
+        if (timed_socket) {
+            // The receive timeout ran out (or the socket is O_NONBLOCK, or
+            // the timer fired a little early): poll decides what is left.
+            timed_socket = false;
+            set_receive_timeout(fd, deadline::never());
+        }
         auto w = wait_readable(fd, until, object);
         if (w != io_outcome::ok) return w;
     }
@@ -169,7 +208,7 @@ sigpipe_guard::sigpipe_guard() noexcept {
 
 sigpipe_guard::~sigpipe_guard() {
     const int saved_errno = errno;  // callers inspect the write's errno afterwards
-    if (epipe_ && !was_pending_) {
+    if (write_may_have_raised_ && !was_pending_) {
         // Consume the SIGPIPE our write raised so it is not delivered on unblock.
         sigset_t pipe_only;
         sigemptyset(&pipe_only);

@@ -17,6 +17,7 @@
 #include "ipckit/error.hpp"
 #include "ipckit/fd.hpp"
 #include "ipckit/pipe.hpp"
+#include "support/test_support.hpp"
 
 using namespace ipckit;
 using namespace std::chrono_literals;
@@ -318,6 +319,34 @@ TEST(Syscall, ReadExactStopsAtEofAndTimeout) {
     EXPECT_EQ(detail::read_exact(p.read_end.get(), span, deadline::never(), "pipe", &got),
               detail::io_outcome::closed);
     EXPECT_EQ(got, 0u);
+}
+
+// A writer blocked in a large write to a pipe whose reader then closes gets
+// a short count *and* SIGPIPE from the kernel; write_all must report closed
+// and the SIGPIPE must never be delivered (it used to kill the writer).
+TEST(Syscall, ReaderClosingDuringABlockedLargeWriteIsClosedNotSigpipe) {
+    for (int round = 0; round < 5; ++round) {
+        auto p = make_pipe();
+        ipckit::test::forked_child writer([&] {
+            p.read_end.reset();
+            std::string big(1 << 20, 'w');
+            auto r = detail::write_all(p.write_end.get(), std::as_bytes(std::span(big)),
+                                       deadline::after(std::chrono::seconds(10)), "pipe");
+            return r == detail::io_outcome::closed ? 0 : 1;
+        });
+        p.write_end.reset();
+        char buf[4096];
+        std::size_t total = 0;
+        while (total < 100000) {  // the writer is now blocked mid-write
+            ssize_t n = ::read(p.read_end.get(), buf, sizeof buf);
+            ASSERT_GT(n, 0);
+            total += static_cast<std::size_t>(n);
+        }
+        p.read_end.reset();
+        auto st = writer.wait();
+        ASSERT_TRUE(st.has_value());
+        EXPECT_TRUE(st->success()) << "exit code " << st->code << ", signal " << st->signal;
+    }
 }
 
 TEST(Syscall, SigpipeGuardRestoresTheMask) {

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cerrno>
 #include <functional>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -349,6 +350,159 @@ TEST(StreamChannel, LargeFrameInterruptedByTimeoutResumes) {
     ASSERT_EQ(rd.receive(m, deadline::after(10s)), io_status::ok);
     w2.join();
     EXPECT_TRUE(m.payload == payload) << m.payload.size() << " bytes";
+}
+
+// ---- large messages read straight into the caller's buffer -----------------------------
+// Once a receive returned a large message, the next one reads header, payload
+// (into that message's buffer) and what follows in one readv. These tests
+// drive that path with every size relation and arrival pattern.
+
+namespace {
+
+std::string patterned(std::size_t size, unsigned seed) {
+    std::string s(size, '\0');
+    for (std::size_t i = 0; i < size; ++i)
+        s[i] = static_cast<char>((i * 131 + seed * 7919) >> 3);
+    return s;
+}
+
+// Large, small, growing, shrinking, empty, exactly the guess, one off it.
+std::vector<std::string> size_mix() {
+    std::vector<std::string> msgs;
+    unsigned seed = 0;
+    for (std::size_t n : {65536, 65536, 10, 65536, 200000, 70000, 8192, 8191, 0, 65536, 1 << 20, 5,
+                          65536, 65535, 65537, 9000, 9000, 3 << 20, 65536})
+        msgs.push_back(patterned(n, ++seed));
+    return msgs;
+}
+
+// Writes `bytes` in pieces of random size (1 byte .. 100 KiB), so a reader
+// sees split headers, short payloads and several frames per read.
+void write_in_random_pieces(int fd, const std::string& bytes, unsigned seed) {
+    std::mt19937 rng(seed);
+    for (std::size_t pos = 0; pos < bytes.size();) {
+        std::size_t n =
+            std::min<std::size_t>(1 + rng() % (rng() % 2 ? 100000 : 8), bytes.size() - pos);
+        write_raw(fd, std::string_view(bytes).substr(pos, n));
+        pos += n;
+    }
+}
+
+}  // namespace
+
+TEST(StreamChannelDirectRead, EverySizeSequenceArrivesIntactOverSocketAndPipe) {
+    const auto msgs = size_mix();
+    std::string stream;
+    for (const auto& m : msgs)
+        stream += frame(m);
+    for (bool use_pipe : {false, true}) {
+        for (unsigned pieces = 0; pieces < 3; ++pieces) {  // 0: one write per frame
+            SCOPED_TRACE(std::string(use_pipe ? "pipe" : "socketpair") + ", pieces " +
+                         std::to_string(pieces));
+            unique_fd r, w;
+            if (use_pipe) {
+                auto p = make_pipe();
+                r = std::move(p.read_end);
+                w = std::move(p.write_end);
+            } else {
+                socket_pair sp;
+                r = std::move(sp.a);
+                w = std::move(sp.b);
+            }
+            std::optional<stream_channel> rd(std::in_place, "rd", std::move(r), unique_fd{},
+                                             opts());
+            std::thread writer([&] {
+                if (pieces == 0) {
+                    for (const auto& m : msgs)
+                        write_raw(w.get(), frame(m));
+                } else {
+                    write_in_random_pieces(w.get(), stream, pieces);
+                }
+            });
+            message got;  // reused: its buffer is the direct-read target
+            bool all_ok = true;
+            for (std::size_t i = 0; i < msgs.size() && all_ok; ++i) {
+                std::string failure;
+                try {
+                    io_status st = rd->receive(got, deadline::after(20s));
+                    if (st != io_status::ok)
+                        failure = to_string(st);
+                    else if (got.payload != msgs[i])
+                        failure = std::to_string(got.payload.size()) + " bytes, expected " +
+                                  std::to_string(msgs[i].size()) + " (or wrong content)";
+                } catch (const std::exception& e) {
+                    failure = e.what();
+                }
+                all_ok = failure.empty();
+                EXPECT_TRUE(all_ok) << "message " << i << ": " << failure;
+            }
+            if (!all_ok) rd.reset();  // the writer gets EPIPE instead of blocking forever
+            writer.join();
+            w.reset();
+            if (all_ok) {
+                EXPECT_EQ(rd->receive(got, deadline::after(5s)), io_status::closed);
+            }
+        }
+    }
+}
+
+TEST(StreamChannelDirectRead, OversizedHeaderAfterALargeMessageThrowsBeforeAllocating) {
+    socket_pair sp;
+    stream_channel ch("s", std::move(sp.a), opts(framing::length, 100000));
+    write_raw(sp.b.get(), frame(patterned(70000, 1)) + header(0xffffffff));
+    message m;
+    ASSERT_EQ(ch.receive(m, deadline::after(5s)), io_status::ok);
+    EXPECT_EQ(m.payload.size(), 70000u);
+    std::string what;
+    EXPECT_EQ(error_code_of([&] { ch.receive(m, deadline::after(5s)); }, &what), EMSGSIZE);
+    EXPECT_NE(what.find("4294967295"), std::string::npos) << what;
+}
+
+TEST(StreamChannelDirectRead, TornFrameAfterALargeMessageIsClosed) {
+    for (std::size_t torn_size : {std::size_t{2}, std::size_t{4 + 30000}, std::size_t{4 + 65535}}) {
+        SCOPED_TRACE(torn_size);
+        socket_pair sp;
+        stream_channel ch("s", std::move(sp.a), opts());
+        write_raw(sp.b.get(),
+                  frame(patterned(65536, 2)) + frame(patterned(65536, 3)).substr(0, torn_size));
+        sp.b.reset();
+        message m;
+        ASSERT_EQ(ch.receive(m, deadline::after(5s)), io_status::ok);
+        EXPECT_EQ(ch.receive(m, deadline::after(5s)), io_status::closed);
+    }
+}
+
+TEST(StreamChannelDirectRead, TimeoutMidFrameResumesWithNothingLost) {
+    socket_pair sp;
+    stream_channel ch("s", std::move(sp.a), opts());
+    const std::string first = patterned(65536, 4), second = patterned(65536, 5);
+    const std::string f2 = frame(second);
+    write_raw(sp.b.get(), frame(first) + f2.substr(0, 2));  // half a header
+    message m;
+    ASSERT_EQ(ch.receive(m, deadline::after(5s)), io_status::ok);
+    EXPECT_EQ(ch.receive(m, deadline::after(20ms)), io_status::timed_out);
+    write_raw(sp.b.get(), f2.substr(2, 40000));  // rest of the header, part of the payload
+    EXPECT_EQ(ch.receive(m, deadline::after(20ms)), io_status::timed_out);
+    write_raw(sp.b.get(), f2.substr(40002));
+    ASSERT_EQ(ch.receive(m, deadline::after(5s)), io_status::ok);
+    EXPECT_TRUE(m.payload == second);
+}
+
+// A socket receive with a deadline sets SO_RCVTIMEO; a later receive without
+// deadline must still wait for data, not report the stale timeout.
+TEST(StreamChannel, SocketReceiveTimeoutDoesNotLeakIntoALaterUntimedReceive) {
+    socket_pair sp;
+    stream_channel ch("s", std::move(sp.a), opts());
+    message m;
+    EXPECT_EQ(ch.receive(m, deadline::after(30ms)), io_status::timed_out);
+    EXPECT_EQ(ch.receive(m, deadline::immediate()), io_status::timed_out);
+    std::thread late([&] {
+        std::this_thread::sleep_for(200ms);
+        write_raw(sp.b.get(), frame("late"));
+    });
+    ASSERT_EQ(ch.receive(m), io_status::ok);
+    EXPECT_EQ(m.payload, "late");
+    late.join();
 }
 
 TEST(StreamChannel, SendTimeoutIsAValue) {
