@@ -553,6 +553,14 @@ void queue_signal(pid_t pid, int signo, int value) {
     }
 }
 
+void ignore_sigpipe_process_wide() {
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    sigemptyset(&ignore.sa_mask);
+    if (::sigaction(SIGPIPE, &ignore, nullptr) != 0) throw_errno("sigaction", "SIGPIPE");
+    detail::note_sigpipe_ignored();
+}
+
 void raise_signal(int signo) {
     check_number(signo);
     int rc = ::raise(signo);

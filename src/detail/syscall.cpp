@@ -9,6 +9,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 
 #include "ipckit/error.hpp"
@@ -190,7 +191,17 @@ io_outcome read_exact(int fd, std::span<std::byte> buf, const deadline& until,
     return io_outcome::ok;
 }
 
+namespace {
+std::atomic<bool> sigpipe_ignored{false};
+}  // namespace
+
+void note_sigpipe_ignored() noexcept {
+    sigpipe_ignored.store(true, std::memory_order_relaxed);
+}
+
 sigpipe_guard::sigpipe_guard() noexcept {
+    if (sigpipe_ignored.load(std::memory_order_relaxed)) return;
+    active_ = true;
     sigset_t block, old;
     sigemptyset(&block);
     sigaddset(&block, SIGPIPE);
@@ -207,6 +218,7 @@ sigpipe_guard::sigpipe_guard() noexcept {
 }
 
 sigpipe_guard::~sigpipe_guard() {
+    if (!active_) return;
     const int saved_errno = errno;  // callers inspect the write's errno afterwards
     if (write_may_have_raised_ && !was_pending_) {
         // Consume the SIGPIPE our write raised so it is not delivered on unblock.

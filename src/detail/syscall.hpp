@@ -74,6 +74,10 @@ io_outcome read_some(int fd, std::span<std::byte> buf, const deadline& until,
 io_outcome read_some_v(int fd, std::span<const ::iovec> bufs, const deadline& until,
                        std::string_view object, std::size_t& got, fd_kind kind = fd_kind::unknown);
 
+/// Records that the application set SIGPIPE to SIG_IGN process-wide
+/// (ipckit::ignore_sigpipe_process_wide): sigpipe_guard then does nothing.
+void note_sigpipe_ignored() noexcept;
+
 /// Blocks SIGPIPE in the calling thread for write() on pipes/FIFOs, where
 /// MSG_NOSIGNAL is not available; the SIGPIPE the write raised is consumed
 /// before the previous mask is restored, so nothing is delivered later.
@@ -97,6 +101,7 @@ class sigpipe_guard {
     }
 
   private:
+    bool active_ = false;  // false: SIGPIPE is ignored process-wide
     bool write_may_have_raised_ = false;
     bool was_blocked_ = false;
     bool was_pending_ = false;

@@ -17,6 +17,7 @@
 #include "ipckit/error.hpp"
 #include "ipckit/fd.hpp"
 #include "ipckit/pipe.hpp"
+#include "ipckit/signal.hpp"
 #include "support/test_support.hpp"
 
 using namespace ipckit;
@@ -347,6 +348,30 @@ TEST(Syscall, ReaderClosingDuringABlockedLargeWriteIsClosedNotSigpipe) {
         ASSERT_TRUE(st.has_value());
         EXPECT_TRUE(st->success()) << "exit code " << st->code << ", signal " << st->signal;
     }
+}
+
+TEST(Syscall, IgnoringSigpipeProcessWideSkipsTheGuardAndStillReportsClosed) {
+    ipckit::test::forked_child child([] {  // a process-wide change: not in the test process
+        ipckit::ignore_sigpipe_process_wide();
+        struct sigaction now {};
+        ::sigaction(SIGPIPE, nullptr, &now);
+        if (now.sa_handler != SIG_IGN) return 2;
+        auto p = make_pipe();
+        p.read_end.reset();
+        std::string msg(100, 'x');
+        sigset_t during;
+        {
+            detail::sigpipe_guard g;  // does nothing now
+            pthread_sigmask(SIG_BLOCK, nullptr, &during);
+        }
+        if (sigismember(&during, SIGPIPE)) return 3;
+        auto r = detail::write_all(p.write_end.get(), std::as_bytes(std::span(msg)),
+                                   deadline::after(std::chrono::seconds(5)), "pipe");
+        return r == detail::io_outcome::closed ? 0 : 4;
+    });
+    auto st = child.wait();
+    ASSERT_TRUE(st.has_value());
+    EXPECT_TRUE(st->success()) << "exit code " << st->code << ", signal " << st->signal;
 }
 
 TEST(Syscall, SigpipeGuardRestoresTheMask) {

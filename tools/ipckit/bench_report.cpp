@@ -235,7 +235,8 @@ std::string format_table(const report& r) {
         "message "
         "verified; xfloor / xpeer / xraw = times slower than the hardware floor / the fastest peer "
         "/ "
-        "the raw C loop of the same mechanism (same run)\n");
+        "the raw C loop of the same mechanism (same run); every process ignores SIGPIPE, as the "
+        "raw loops do\n");
     std::size_t current = static_cast<std::size_t>(-1);
     int rank = 0;
     auto header = [&] {
