@@ -6,7 +6,8 @@
 //   spsc  one producer, one consumer, variable-size messages, lock-free;
 //   mpmc  any number of each, fixed-size slots with per-slot sequence numbers.
 // The head and tail indices live on separate cache lines and each side keeps a
-// cached copy of the other's index. A side that must wait spins briefly
+// cached copy of the other's index; an spsc consumer polls the stamp in the
+// next record itself (one cache miss per message, not two). A side that must wait spins briefly
 // (optional), then sleeps on a futex; the other side makes a futex_wake system
 // call only when a waiter is registered, so nothing enters the kernel while
 // nobody sleeps.
@@ -35,13 +36,15 @@
 
 namespace ipckit {
 
+struct ring_record;  // private, in src/detail/ring_layout.hpp
+
 enum class ring_kind : std::uint32_t { spsc = 1, mpmc = 2 };
 enum class ring_role { producer, consumer };
 
 /// Geometry of a new ring.
 struct ring_options {
     ring_kind kind = ring_kind::spsc;
-    /// spsc: data bytes (power of two, >= 64; the largest message is capacity - 8).
+    /// spsc: data bytes (power of two, >= 64; the largest message is capacity - 16).
     /// mpmc: number of slots (power of two, >= 2).
     std::size_t capacity = 1u << 20;
     /// mpmc only: the largest message (bytes per slot, >= 1, <= 1 GiB).
@@ -127,7 +130,7 @@ class ring {
     ring_role role() const noexcept { return role_; }
     /// spsc: data bytes; mpmc: slots.
     std::size_t capacity() const noexcept;
-    /// Largest message: capacity - 8 (spsc) or slot_size (mpmc).
+    /// Largest message: capacity - 16 (spsc) or slot_size (mpmc).
     std::size_t max_message() const noexcept;
     /// Busy-poll iterations before sleeping on the futex (default 0: sleep at
     /// once; a few hundred to a few thousand cut latency when both sides have
@@ -148,6 +151,8 @@ class ring {
     void notify_consumers() noexcept;
     void notify_producers() noexcept;
     bool skip_abandoned_slot(bool may_probe);
+    ring_record* record_at(std::uint64_t pos) const noexcept;
+    void publish(std::uint64_t pos, std::uint64_t size, bool pad) noexcept;
 
     std::shared_ptr<const mapping> memory_;
     layout* h_ = nullptr;
@@ -161,6 +166,10 @@ class ring {
     // Producer: own head (spsc) and cached tail; consumer: own tail and cached head.
     std::uint64_t index_ = 0;
     std::uint64_t cached_other_ = 0;
+    // spsc producer: a padding record written but not yet published (it is
+    // published after the message that follows it, by the next commit).
+    static constexpr std::uint64_t no_pad = ~std::uint64_t{0};
+    std::uint64_t pad_pos_ = no_pad;
     // Outstanding loan / peek.
     bool busy_ = false;
     std::uint64_t busy_pos_ = 0;
