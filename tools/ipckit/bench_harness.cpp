@@ -27,7 +27,6 @@
 #include <thread>
 
 #if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
 #endif
 
 #include <fmt/core.h>
@@ -53,12 +52,6 @@ std::uint64_t now_ns() noexcept {
     ::clock_gettime(CLOCK_MONOTONIC, &ts);
     return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000u +
            static_cast<std::uint64_t>(ts.tv_nsec);
-}
-
-void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-    _mm_pause();
-#endif
 }
 
 void pin_to(int cpu) {
@@ -175,15 +168,13 @@ latency_stats measure_cacheline(std::uint64_t count, int cpu_a, int cpu_b) {
     auto pong = std::make_unique<line>();
     const std::uint64_t warmup = std::max<std::uint64_t>(100, count / 10);
     const std::uint64_t total = warmup + count;
-    // Spinning, as a busy-polling transport would; after a few thousand
+    // Spinning without pause (a pause costs more than the transfer on the
+    // EPYC VMs we run on, and would inflate the floor); after a few thousand
     // spins the other thread is plainly not running (both on one CPU, the
     // other taken by a neighbour), so yield instead of burning the slice.
     auto wait_for = [](std::atomic<std::uint64_t>& a, std::uint64_t value) {
         for (unsigned spins = 0; a.load(std::memory_order_acquire) < value; ++spins) {
-            if (spins < 4000)
-                cpu_relax();
-            else
-                std::this_thread::yield();
+            if (spins >= 40000) std::this_thread::yield();
         }
     };
     std::thread echo([&] {
