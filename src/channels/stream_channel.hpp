@@ -124,6 +124,7 @@ class stream_channel final : public channel {
     int write_fd_ = -1;
     fd_kind read_kind_ = fd_kind::unknown;
     fd_kind write_kind_ = fd_kind::unknown;
+    socket_timeouts timeouts_;  // what SO_RCVTIMEO / SO_SNDTIMEO the socket has now
     frame_decoder decoder_;
     std::vector<char> inbuf_;
     std::size_t in_begin_ = 0, in_end_ = 0;

@@ -1,5 +1,6 @@
 #include "detail/syscall.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -9,6 +10,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 
@@ -36,6 +38,28 @@ io_outcome wait_for(int fd, short events, const deadline& until, std::string_vie
     }
 }
 
+bool is_nonblocking(int fd) noexcept {
+    int flags = ::fcntl(fd, F_GETFL);
+    return flags >= 0 && (flags & O_NONBLOCK) != 0;
+}
+
+// Gives the socket a timeout (SO_RCVTIMEO / SO_SNDTIMEO) for its next blocking
+// call under `until`: never more than the time left, one second while more is
+// left. A setsockopt only when the current value would overshoot the deadline
+// or is needlessly short. False if the socket refuses (then poll instead).
+bool arm_socket_timeout(int fd, int option, const deadline& until, long long& current_us) {
+    using std::chrono::duration_cast;
+    using std::chrono::microseconds;
+    const long long left =
+        std::max<long long>(1, duration_cast<microseconds>(until.remaining()).count());
+    const long long want = std::min<long long>(left, 1'000'000);
+    if (current_us != 0 && current_us <= left && current_us >= want / 2) return true;
+    timeval tv{static_cast<time_t>(want / 1'000'000), static_cast<suseconds_t>(want % 1'000'000)};
+    if (::setsockopt(fd, SOL_SOCKET, option, &tv, sizeof tv) != 0) return false;
+    current_us = want;
+    return true;
+}
+
 }  // namespace
 
 fd_kind kind_of(int fd) noexcept {
@@ -56,14 +80,17 @@ io_outcome wait_writable(int fd, const deadline& until, std::string_view object)
 }
 
 io_outcome write_all(int fd, std::span<const std::byte> buf, const deadline& until,
-                     std::string_view object, std::size_t* written, fd_kind kind) {
-    return write_all2(fd, buf, {}, until, object, written, kind);
+                     std::string_view object, std::size_t* written, fd_kind kind,
+                     socket_timeouts* timeouts) {
+    return write_all2(fd, buf, {}, until, object, written, kind, timeouts);
 }
 
 io_outcome write_all2(int fd, std::span<const std::byte> first, std::span<const std::byte> second,
                       const deadline& until, std::string_view object, std::size_t* written,
-                      fd_kind kind) {
+                      fd_kind kind, socket_timeouts* timeouts) {
     const bool sock = (kind == fd_kind::unknown ? kind_of(fd) : kind) == fd_kind::socket;
+    // After a full socket: wait inside a blocking send (see socket_timeouts).
+    bool blocking_send = false;
     const std::size_t total = first.size() + second.size();
     std::size_t done = 0;
     auto report = [&](io_outcome o) {
@@ -85,7 +112,10 @@ io_outcome write_all2(int fd, std::span<const std::byte> first, std::span<const 
             msghdr mh{};
             mh.msg_iov = iov;
             mh.msg_iovlen = static_cast<std::size_t>(count);
-            n = ::sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+            // Re-armed before every blocking send: never past the deadline.
+            if (blocking_send && !until.is_never())
+                blocking_send = arm_socket_timeout(fd, SO_SNDTIMEO, until, timeouts->send_us);
+            n = ::sendmsg(fd, &mh, blocking_send ? MSG_NOSIGNAL : MSG_NOSIGNAL | MSG_DONTWAIT);
         } else {
             sigpipe_guard guard;
             n = ::writev(fd, iov, count);
@@ -99,6 +129,16 @@ io_outcome write_all2(int fd, std::span<const std::byte> first, std::span<const 
             case EINTR:
                 continue;
             case EAGAIN: {
+                if (until.expired()) return report(io_outcome::timed_out);
+                // Full: wait in a blocking send (again, if a one-second slice
+                // ran out), unless the fd is O_NONBLOCK or refused a timeout.
+                if (sock && timeouts && !is_nonblocking(fd) &&
+                    (blocking_send || until.is_never() ||
+                     arm_socket_timeout(fd, SO_SNDTIMEO, until, timeouts->send_us))) {
+                    blocking_send = true;
+                    continue;
+                }
+                blocking_send = false;
                 auto w = wait_writable(fd, until, object);
                 if (w != io_outcome::ok) return report(w);
                 continue;
@@ -113,39 +153,24 @@ io_outcome write_all2(int fd, std::span<const std::byte> first, std::span<const 
     return report(io_outcome::ok);
 }
 
-namespace {
-
-// Sets SO_RCVTIMEO to the time left before until (at least 1 us), or to
-// "forever" for deadline::never. False if the socket refused it.
-bool set_receive_timeout(int fd, const deadline& until) {
-    timeval tv{};
-    if (!until.is_never()) {
-        auto us = std::chrono::duration_cast<std::chrono::microseconds>(until.remaining()).count();
-        if (us < 1) us = 1;
-        tv.tv_sec = static_cast<time_t>(us / 1000000);
-        tv.tv_usec = static_cast<suseconds_t>(us % 1000000);
-    }
-    return ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0;
-}
-
-}  // namespace
-
 io_outcome read_some(int fd, std::span<std::byte> buf, const deadline& until,
-                     std::string_view object, std::size_t& got, fd_kind kind) {
+                     std::string_view object, std::size_t& got, fd_kind kind,
+                     socket_timeouts* timeouts) {
     const ::iovec one{buf.data(), buf.size()};
-    return read_some_v(fd, std::span(&one, 1), until, object, got, kind);
+    return read_some_v(fd, std::span(&one, 1), until, object, got, kind, timeouts);
 }
 
 io_outcome read_some_v(int fd, std::span<const ::iovec> bufs, const deadline& until,
-                       std::string_view object, std::size_t& got, fd_kind kind) {
+                       std::string_view object, std::size_t& got, fd_kind kind,
+                       socket_timeouts* timeouts) {
     got = 0;
-    // A blocking fd must not block past a finite deadline: a socket carries
-    // it as SO_RCVTIMEO (EAGAIN when it runs out), anything else polls first.
-    bool timed_socket = false;
+    // A blocking fd must not block past a finite deadline: a socket whose
+    // owner keeps its timeouts waits in the read itself (SO_RCVTIMEO), any
+    // other fd polls first.
+    const bool timed_socket = kind == fd_kind::socket && timeouts != nullptr;
     if (!until.is_never()) {
-        if (kind == fd_kind::socket && !until.expired() && set_receive_timeout(fd, until)) {
-            timed_socket = true;
-        } else {
+        if (!timed_socket || until.expired() ||
+            !arm_socket_timeout(fd, SO_RCVTIMEO, until, timeouts->receive_us)) {
             auto w = wait_readable(fd, until, object);
             if (w != io_outcome::ok) return w;
         }
@@ -160,12 +185,12 @@ io_outcome read_some_v(int fd, std::span<const ::iovec> bufs, const deadline& un
         if (errno == EINTR) continue;
         if (errno == ECONNRESET) return io_outcome::ok;  // reset reads as EOF (got == 0)
         if (errno != EAGAIN) throw_errno("read", object);
-        if (timed_socket) {
-            // The receive timeout ran out (or the socket is O_NONBLOCK, or
-            // the timer fired a little early): poll decides what is left.
-            timed_socket = false;
-            set_receive_timeout(fd, deadline::never());
-        }
+        if (until.expired()) return io_outcome::timed_out;
+        // A one-second receive timeout ran out: wait again (armed for what
+        // is left). An O_NONBLOCK fd has no timeout to wait in: poll.
+        if (timed_socket && !is_nonblocking(fd) &&
+            (until.is_never() || arm_socket_timeout(fd, SO_RCVTIMEO, until, timeouts->receive_us)))
+            continue;
         auto w = wait_readable(fd, until, object);
         if (w != io_outcome::ok) return w;
     }

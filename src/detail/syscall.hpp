@@ -37,21 +37,35 @@ io_outcome wait_writable(int fd, const deadline& until, std::string_view object)
 enum class fd_kind { unknown, socket, other };
 fd_kind kind_of(int fd) noexcept;
 
-/// Writes all of buf, looping over partial writes and EAGAIN (waiting for
-/// POLLOUT with the deadline). Sockets get send(MSG_NOSIGNAL | MSG_DONTWAIT),
-/// so even a blocking socket honours the deadline; other fds get write()
-/// under a sigpipe_guard (make them O_NONBLOCK for deadlines to apply).
-/// EPIPE / ECONNRESET are reported as closed, never as SIGPIPE.
-/// On timed_out, *written (if given) tells how much went out.
+/// The SO_RCVTIMEO / SO_SNDTIMEO a blocking socket currently has, kept by its
+/// owner between calls (0: none, the kernel default). With it, a socket waits
+/// for a deadline inside one blocking read or send instead of poll(2) and
+/// then the call: on this VM a 64 KiB Unix-socket round trip took 1.7x as long
+/// through poll. The timeout set is the time left but at most one second, so
+/// a loop under one far deadline sets it once, and no call outlives its
+/// deadline; a wait longer than a second just wakes and goes on.
+struct socket_timeouts {
+    long long receive_us = 0;
+    long long send_us = 0;
+};
+
+/// Writes all of buf, looping over partial writes and EAGAIN. Sockets get
+/// send(MSG_NOSIGNAL | MSG_DONTWAIT) first, so even a blocking socket honours
+/// the deadline; when the socket is full, a blocking socket whose owner
+/// passes `timeouts` waits in a blocking send under SO_SNDTIMEO, anything
+/// else polls for POLLOUT. Other fds get write() under a sigpipe_guard (make
+/// them O_NONBLOCK for deadlines to apply). EPIPE / ECONNRESET are reported
+/// as closed, never as SIGPIPE. On timed_out, *written (if given) tells how
+/// much went out.
 io_outcome write_all(int fd, std::span<const std::byte> buf, const deadline& until,
                      std::string_view object, std::size_t* written = nullptr,
-                     fd_kind kind = fd_kind::unknown);
+                     fd_kind kind = fd_kind::unknown, socket_timeouts* timeouts = nullptr);
 
 /// write_all for two buffers in one system call where possible (writev /
 /// sendmsg): a frame header and its payload without copying them together.
 io_outcome write_all2(int fd, std::span<const std::byte> first, std::span<const std::byte> second,
                       const deadline& until, std::string_view object, std::size_t* written,
-                      fd_kind kind);
+                      fd_kind kind, socket_timeouts* timeouts = nullptr);
 
 /// Reads exactly buf.size() bytes unless EOF comes first. Returns ok, closed
 /// (EOF or reset; *got tells how many bytes arrived) or timed_out.
@@ -61,18 +75,18 @@ io_outcome read_exact(int fd, std::span<std::byte> buf, const deadline& until,
 /// One read of up to buf.size() bytes once readable; 0 bytes means EOF.
 /// Returns timed_out when the deadline passes first. With deadline::never on a
 /// blocking fd it is a single blocking read(2) (the cheapest wait there is).
-/// With a finite deadline, a blocking socket (kind == socket) gets the time
-/// left as SO_RCVTIMEO and one blocking read: measured here, sleeping in
-/// poll(2) and then reading costs a 64 KiB round trip on a Unix socket 1.7x
-/// the blocking read's time. Other fds poll first. On an O_NONBLOCK fd,
-/// EAGAIN falls back to poll. `kind` unknown is treated as not a socket.
+/// With a finite deadline, a blocking socket whose owner passes `timeouts`
+/// waits in a blocking read under SO_RCVTIMEO (see socket_timeouts); other
+/// fds poll first. On an O_NONBLOCK fd, EAGAIN falls back to poll.
 io_outcome read_some(int fd, std::span<std::byte> buf, const deadline& until,
-                     std::string_view object, std::size_t& got, fd_kind kind = fd_kind::unknown);
+                     std::string_view object, std::size_t& got, fd_kind kind = fd_kind::unknown,
+                     socket_timeouts* timeouts = nullptr);
 /// read_some into several buffers at once (readv): one system call fills them
 /// in order, e.g. a frame header, the caller's message buffer and a spill
 /// buffer for whatever follows.
 io_outcome read_some_v(int fd, std::span<const ::iovec> bufs, const deadline& until,
-                       std::string_view object, std::size_t& got, fd_kind kind = fd_kind::unknown);
+                       std::string_view object, std::size_t& got, fd_kind kind = fd_kind::unknown,
+                       socket_timeouts* timeouts = nullptr);
 
 /// Records that the application set SIGPIPE to SIG_IGN process-wide
 /// (ipckit::ignore_sigpipe_process_wide): sigpipe_guard then does nothing.

@@ -352,6 +352,15 @@ TEST(StreamChannel, LargeFrameInterruptedByTimeoutResumes) {
     EXPECT_TRUE(m.payload == payload) << m.payload.size() << " bytes";
 }
 
+namespace {
+std::string patterned_for_socket_test(std::size_t n) {
+    std::string s(n, '\0');
+    for (std::size_t i = 0; i < n; ++i)
+        s[i] = static_cast<char>(i * 17 + 3);
+    return s;
+}
+}  // namespace
+
 // ---- large messages read straight into the caller's buffer -----------------------------
 // Once a receive returned a large message, the next one reads header, payload
 // (into that message's buffer) and what follows in one readv. These tests
@@ -502,6 +511,102 @@ TEST(StreamChannel, SocketReceiveTimeoutDoesNotLeakIntoALaterUntimedReceive) {
     });
     ASSERT_EQ(ch.receive(m), io_status::ok);
     EXPECT_EQ(m.payload, "late");
+    late.join();
+}
+
+// Sockets wait for a deadline inside the read or send itself, under a
+// receive/send timeout of at most one second that is re-armed for what is
+// left: waits longer than a second, deadlines shorter than the slice, an
+// untimed wait after timed ones and an O_NONBLOCK socket must all behave.
+TEST(StreamChannelSocketDeadlines, WaitsLongerThanTheOneSecondSlice) {
+    socket_pair sp;
+    stream_channel ch("s", std::move(sp.a), opts());
+    message m;
+    std::thread late([&] {
+        std::this_thread::sleep_for(1500ms);
+        write_raw(sp.b.get(), frame("after 1.5 s"));
+    });
+    ASSERT_EQ(ch.receive(m, deadline::after(20s)), io_status::ok);
+    EXPECT_EQ(m.payload, "after 1.5 s");
+    late.join();
+    // Untimed after timed: the one-second slices run out and the wait goes on.
+    std::thread later([&] {
+        std::this_thread::sleep_for(1300ms);
+        write_raw(sp.b.get(), frame("untimed"));
+    });
+    ASSERT_EQ(ch.receive(m), io_status::ok);
+    EXPECT_EQ(m.payload, "untimed");
+    later.join();
+}
+
+TEST(StreamChannelSocketDeadlines, TimeoutIsNeverEarly) {
+    socket_pair sp;
+    stream_channel ch("s", std::move(sp.a), opts());
+    message m;
+    for (auto wait : {30ms, 1200ms}) {
+        auto start = std::chrono::steady_clock::now();
+        EXPECT_EQ(ch.receive(m, deadline::after(wait)), io_status::timed_out);
+        EXPECT_GE(std::chrono::steady_clock::now() - start, wait);
+    }
+}
+
+TEST(StreamChannelSocketDeadlines, FullSocketSendTimesOutAndLosesNothing) {
+    socket_pair sp;
+    stream_channel wr("w", std::move(sp.a), opts());
+    stream_channel rd("r", std::move(sp.b), opts());
+    // Nobody reads: small frames (one skb each, all or nothing) fill the
+    // socket, then a send waits in the kernel and times out as a value. (A
+    // frame that had started going out would be finished without deadline.)
+    const std::string small = patterned_for_socket_test(100);
+    int sent = 0;
+    io_status st = io_status::ok;
+    while (sent < 100000 && (st = wr.send(small, deadline::after(200ms))) == io_status::ok)
+        ++sent;
+    ASSERT_EQ(st, io_status::timed_out);
+    EXPECT_EQ(wr.send(small, deadline::immediate()), io_status::timed_out);
+    message m;
+    for (int i = 0; i < sent; ++i) {
+        ASSERT_EQ(rd.receive(m, deadline::after(5s)), io_status::ok) << i;
+        ASSERT_TRUE(m.payload == small) << i;
+    }
+    EXPECT_EQ(rd.receive(m, deadline::after(50ms)), io_status::timed_out);
+    // Room again: a send goes through.
+    ASSERT_EQ(wr.send("after", deadline::after(5s)), io_status::ok);
+    ASSERT_EQ(rd.receive(m, deadline::after(5s)), io_status::ok);
+    EXPECT_EQ(m.payload, "after");
+}
+
+TEST(StreamChannelSocketDeadlines, LargeSendWaitsForTheReaderWithinItsDeadline) {
+    socket_pair sp;
+    stream_channel wr("w", std::move(sp.a), opts());
+    stream_channel rd("r", std::move(sp.b), opts());
+    // 4 MiB cannot fit in the socket: the sender waits in blocking sends
+    // (one-second slices) while the reader, late, drains it.
+    const std::string big = patterned_for_socket_test(4 << 20);
+    std::thread reader([&] {
+        std::this_thread::sleep_for(1200ms);
+        message m;
+        ASSERT_EQ(rd.receive(m, deadline::after(20s)), io_status::ok);
+        EXPECT_TRUE(m.payload == big) << m.payload.size();
+    });
+    EXPECT_EQ(wr.send(big, deadline::after(20s)), io_status::ok);
+    reader.join();
+}
+
+TEST(StreamChannelSocketDeadlines, NonblockingSocketStillHonoursDeadlines) {
+    socket_pair sp;
+    auto o = opts();
+    o.make_nonblocking = false;  // as for stdio: the channel leaves the fd alone
+    ::fcntl(sp.a.get(), F_SETFL, ::fcntl(sp.a.get(), F_GETFL) | O_NONBLOCK);
+    stream_channel ch("s", std::move(sp.a), o);
+    message m;
+    EXPECT_EQ(ch.receive(m, deadline::after(50ms)), io_status::timed_out);
+    std::thread late([&] {
+        std::this_thread::sleep_for(100ms);
+        write_raw(sp.b.get(), frame("nonblocking"));
+    });
+    ASSERT_EQ(ch.receive(m, deadline::after(10s)), io_status::ok);
+    EXPECT_EQ(m.payload, "nonblocking");
     late.join();
 }
 
