@@ -263,10 +263,11 @@ io_status stream_channel::send(std::string_view payload, const deadline& until,
     if (total <= kSmallFrame) {
         sendbuf_.append(payload);
         if (trailer) sendbuf_.push_back('\n');
-        r = write_all(write_fd_, bytes(sendbuf_), until, name_, &written, write_kind_, &timeouts_);
+        r = write_all(write_fd_, bytes(sendbuf_), until, name_, &written, write_kind_,
+                      owned_timeouts());
         if (r == io_outcome::timed_out && written > 0)  // never leave a torn frame
             r = write_all(write_fd_, bytes(sendbuf_).subspan(written), deadline::never(), name_,
-                          nullptr, write_kind_, &timeouts_);
+                          nullptr, write_kind_, owned_timeouts());
         return to_status(r);
     }
     // Large message: header and payload in one writev/sendmsg, no copy. Once
@@ -274,18 +275,18 @@ io_status stream_channel::send(std::string_view payload, const deadline& until,
     // stream stays in sync.
     std::string_view tail = trailer ? std::string_view("\n") : std::string_view();
     r = write_all2(write_fd_, bytes(sendbuf_), bytes(payload), until, name_, &written, write_kind_,
-                   &timeouts_);
+                   owned_timeouts());
     if (r == io_outcome::timed_out && written == 0) return io_status::timed_out;
     if (r == io_outcome::timed_out) {
         std::size_t head = sendbuf_.size();
         auto rest_head = bytes(sendbuf_).subspan(std::min(written, head));
         auto rest_body = bytes(payload).subspan(written > head ? written - head : 0);
         r = write_all2(write_fd_, rest_head, rest_body, deadline::never(), name_, nullptr,
-                       write_kind_, &timeouts_);
+                       write_kind_, owned_timeouts());
     }
     if (r == io_outcome::ok && !tail.empty())
         r = write_all(write_fd_, bytes(tail), deadline::never(), name_, nullptr, write_kind_,
-                      &timeouts_);
+                      owned_timeouts());
     return to_status(r);
 }
 
@@ -294,7 +295,7 @@ io_status stream_channel::fill(const deadline& until) {
     if (in_begin_ == in_end_) in_begin_ = in_end_ = 0;
     std::size_t got = 0;
     auto span = std::as_writable_bytes(std::span(inbuf_.data() + in_end_, inbuf_.size() - in_end_));
-    auto r = read_some(read_fd_, span, until, name_, got, read_kind_, &timeouts_);
+    auto r = read_some(read_fd_, span, until, name_, got, read_kind_, owned_timeouts());
     if (r != io_outcome::ok) return to_status(r);
     if (got == 0) {
         eof_ = true;
@@ -318,7 +319,7 @@ std::optional<io_status> stream_channel::receive_into(message& out, const deadli
     unsigned char hdr[frame_header_size];
     const ::iovec iov[3] = {{hdr, sizeof hdr}, {buf.data(), guess}, {inbuf_.data(), inbuf_.size()}};
     std::size_t got = 0;
-    auto r = read_some_v(read_fd_, iov, until, name_, got, read_kind_, &timeouts_);
+    auto r = read_some_v(read_fd_, iov, until, name_, got, read_kind_, owned_timeouts());
     if (r != io_outcome::ok) return to_status(r);
     if (got == 0) {
         eof_ = true;
@@ -382,7 +383,7 @@ io_status stream_channel::receive(message& out, const deadline& until) {
             buf.resize(old + want);
             std::size_t got = 0;
             auto span = std::as_writable_bytes(std::span(buf.data() + old, want));
-            auto r = read_some(read_fd_, span, until, name_, got, read_kind_, &timeouts_);
+            auto r = read_some(read_fd_, span, until, name_, got, read_kind_, owned_timeouts());
             buf.resize(old + got);
             if (r != io_outcome::ok) return to_status(r);
             if (got == 0) {

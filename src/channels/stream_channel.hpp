@@ -125,6 +125,11 @@ class stream_channel final : public channel {
     fd_kind read_kind_ = fd_kind::unknown;
     fd_kind write_kind_ = fd_kind::unknown;
     socket_timeouts timeouts_;  // what SO_RCVTIMEO / SO_SNDTIMEO the socket has now
+    // Socket timeouts are set only on descriptors whose modes the channel
+    // owns: a socket inherited as stdio is shared with other processes.
+    socket_timeouts* owned_timeouts() noexcept {
+        return options_.make_nonblocking ? &timeouts_ : nullptr;
+    }
     frame_decoder decoder_;
     std::vector<char> inbuf_;
     std::size_t in_begin_ = 0, in_end_ = 0;

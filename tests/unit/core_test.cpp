@@ -374,6 +374,41 @@ TEST(Syscall, IgnoringSigpipeProcessWideSkipsTheGuardAndStillReportsClosed) {
     EXPECT_TRUE(st->success()) << "exit code " << st->code << ", signal " << st->signal;
 }
 
+// With socket timeouts, an O_NONBLOCK socket has nothing to wait in: the
+// helpers must fall back to poll, not spin on EAGAIN or return early.
+TEST(Syscall, SocketTimeoutsOnANonblockingSocketFallBackToPoll) {
+    int sv[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv), 0);
+    unique_fd a(sv[0]), b(sv[1]);
+    detail::socket_timeouts t;
+    char buf[16];
+    std::size_t got = 0;
+    auto start = std::chrono::steady_clock::now();
+    EXPECT_EQ(detail::read_some(a.get(), std::as_writable_bytes(std::span(buf)),
+                                deadline::after(std::chrono::milliseconds(50)), "s", got,
+                                detail::fd_kind::socket, &t),
+              detail::io_outcome::timed_out);
+    EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(50));
+    std::thread late([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        ASSERT_EQ(::send(b.get(), "x", 1, MSG_NOSIGNAL), 1);
+    });
+    EXPECT_EQ(detail::read_some(a.get(), std::as_writable_bytes(std::span(buf)),
+                                deadline::after(std::chrono::seconds(10)), "s", got,
+                                detail::fd_kind::socket, &t),
+              detail::io_outcome::ok);
+    EXPECT_EQ(got, 1u);
+    late.join();
+    // Sending into a full non-blocking socket: timed out as a value.
+    std::string chunk(65536, 'f');
+    detail::io_outcome r = detail::io_outcome::ok;
+    for (int i = 0; i < 1000 && r == detail::io_outcome::ok; ++i)
+        r = detail::write_all(a.get(), std::as_bytes(std::span(chunk)),
+                              deadline::after(std::chrono::milliseconds(30)), "s", nullptr,
+                              detail::fd_kind::socket, &t);
+    EXPECT_EQ(r, detail::io_outcome::timed_out);
+}
+
 TEST(Syscall, SigpipeGuardRestoresTheMask) {
     sigset_t before, during, after;
     pthread_sigmask(SIG_BLOCK, nullptr, &before);
