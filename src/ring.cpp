@@ -246,6 +246,7 @@ void ring::attach() {
         if (spsc) {
             index_ = h_->head.load(std::memory_order_acquire);
             cached_other_ = h_->tail.load(std::memory_order_acquire);
+            skip_published_records();
         }
     } else {
         h_->consumers_seen.store(1, std::memory_order_release);
@@ -254,6 +255,30 @@ void ring::attach() {
             cached_other_ = h_->head.load(std::memory_order_acquire);
         }
     }
+}
+
+// spsc producer attaching: a record is published by its stamp, head is
+// stored after it. A producer killed between the two left head short of
+// records the consumer may already have taken (found in review): step over
+// every published record from head to the zero stamp that ends them, so
+// nothing is overwritten. Bounded by the capacity: a corrupt ring stops it.
+void ring::skip_published_records() {
+    const std::uint64_t cap = h_->capacity;
+    const std::uint64_t start = index_;
+    while (index_ - start < cap) {
+        const ring_record* r = record_at(index_);
+        const std::uint32_t stamp = r->stamp.load(std::memory_order_acquire);
+        const std::uint64_t off = index_ & mask_;
+        if (stamp == ring_stamp(index_, true)) {
+            index_ += cap - off;
+        } else if (stamp == ring_stamp(index_, false) &&
+                   ring_record_size + align_up(r->length, 8) <= cap - off) {
+            index_ += ring_record_size + align_up(r->length, 8);
+        } else {
+            break;  // the zero stamp after the last record (or garbage: stop)
+        }
+    }
+    if (index_ != start) h_->head.store(index_, std::memory_order_release);
 }
 
 ring::ring(ring&& o) noexcept

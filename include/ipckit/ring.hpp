@@ -153,6 +153,7 @@ class ring {
     bool skip_abandoned_slot(bool may_probe);
     ring_record* record_at(std::uint64_t pos) const noexcept;
     void publish(std::uint64_t pos, std::uint64_t size, bool pad) noexcept;
+    void skip_published_records();
 
     std::shared_ptr<const mapping> memory_;
     layout* h_ = nullptr;

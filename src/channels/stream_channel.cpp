@@ -292,7 +292,15 @@ io_status stream_channel::send(std::string_view payload, const deadline& until,
 
 io_status stream_channel::fill(const deadline& until) {
     if (inbuf_.empty()) inbuf_.resize(kReadChunk);
-    if (in_begin_ == in_end_) in_begin_ = in_end_ = 0;
+    if (in_begin_ == in_end_) {
+        in_begin_ = in_end_ = 0;
+        // receive_into() may have grown it to hold the start of the next
+        // frames after a large message; give that back once it is drained.
+        if (inbuf_.size() > kReadChunk) {
+            inbuf_.resize(kReadChunk);
+            inbuf_.shrink_to_fit();
+        }
+    }
     std::size_t got = 0;
     auto span = std::as_writable_bytes(std::span(inbuf_.data() + in_end_, inbuf_.size() - in_end_));
     auto r = read_some(read_fd_, span, until, name_, got, read_kind_, owned_timeouts());
@@ -329,9 +337,18 @@ std::optional<io_status> stream_channel::receive_into(message& out, const deadli
         decoder_.feed(reinterpret_cast<const char*>(hdr), got);
         return std::nullopt;
     }
-    const std::size_t n = decoder_.checked_length(hdr);
     const std::size_t body = std::min(got - frame_header_size, guess);  // bytes now in buf
     const std::size_t spill = got - frame_header_size - body;           // bytes in inbuf_
+    if (decode_frame_header(hdr) > options_.max_message) {
+        // The header goes to the decoder, which throws EMSGSIZE now and on
+        // every later receive, as on the normal path: the stream cannot be
+        // resynchronised, and reading on would take payload bytes for a
+        // header. (Found in review: this path used to throw once, then read
+        // on from the middle of the rejected payload.)
+        in_end_ = spill;
+        decoder_.feed(reinterpret_cast<const char*>(hdr), frame_header_size);
+    }
+    const std::size_t n = decoder_.checked_length(hdr);
     if (n > body) {
         // Longer than the guess, or not all here yet: the decoder goes on.
         buf.resize(body);

@@ -60,6 +60,14 @@ bool arm_socket_timeout(int fd, int option, const deadline& until, long long& cu
     return true;
 }
 
+// For a call without deadline: no timeout at all. A leftover short one (a
+// deadline that had almost run out) would wake the call every few ms.
+void disarm_socket_timeout(int fd, int option, long long& current_us) {
+    if (current_us == 0) return;
+    timeval tv{};
+    if (::setsockopt(fd, SOL_SOCKET, option, &tv, sizeof tv) == 0) current_us = 0;
+}
+
 }  // namespace
 
 fd_kind kind_of(int fd) noexcept {
@@ -115,6 +123,8 @@ io_outcome write_all2(int fd, std::span<const std::byte> first, std::span<const 
             // Re-armed before every blocking send: never past the deadline.
             if (blocking_send && !until.is_never())
                 blocking_send = arm_socket_timeout(fd, SO_SNDTIMEO, until, timeouts->send_us);
+            else if (blocking_send)
+                disarm_socket_timeout(fd, SO_SNDTIMEO, timeouts->send_us);
             n = ::sendmsg(fd, &mh, blocking_send ? MSG_NOSIGNAL : MSG_NOSIGNAL | MSG_DONTWAIT);
         } else {
             sigpipe_guard guard;
@@ -168,6 +178,8 @@ io_outcome read_some_v(int fd, std::span<const ::iovec> bufs, const deadline& un
     // owner keeps its timeouts waits in the read itself (SO_RCVTIMEO), any
     // other fd polls first.
     const bool timed_socket = kind == fd_kind::socket && timeouts != nullptr;
+    if (timed_socket && until.is_never())
+        disarm_socket_timeout(fd, SO_RCVTIMEO, timeouts->receive_us);
     if (!until.is_never()) {
         if (!timed_socket || until.expired() ||
             !arm_socket_timeout(fd, SO_RCVTIMEO, until, timeouts->receive_us)) {
@@ -182,7 +194,17 @@ io_outcome read_some_v(int fd, std::span<const ::iovec> bufs, const deadline& un
             got = static_cast<std::size_t>(n);
             return io_outcome::ok;
         }
-        if (errno == EINTR) continue;
+        if (errno == EINTR) {
+            // A signal ends a read under SO_RCVTIMEO even with SA_RESTART:
+            // re-arm for what is left, or signals could keep it from ever
+            // timing out (found in review).
+            if (until.is_never() || !timed_socket) continue;
+            if (until.expired()) return io_outcome::timed_out;
+            if (arm_socket_timeout(fd, SO_RCVTIMEO, until, timeouts->receive_us)) continue;
+            auto w = wait_readable(fd, until, object);
+            if (w != io_outcome::ok) return w;
+            continue;
+        }
         if (errno == ECONNRESET) return io_outcome::ok;  // reset reads as EOF (got == 0)
         if (errno != EAGAIN) throw_errno("read", object);
         if (until.expired()) return io_outcome::timed_out;

@@ -43,7 +43,11 @@ fd_kind kind_of(int fd) noexcept;
 /// then the call: on this VM a 64 KiB Unix-socket round trip took 1.7x as long
 /// through poll. The timeout set is the time left but at most one second, so
 /// a loop under one far deadline sets it once, and no call outlives its
-/// deadline; a wait longer than a second just wakes and goes on.
+/// deadline; a wait longer than a second just wakes and goes on. The kernel
+/// rounds these timeouts up to a scheduler tick, so a socket wait may end up
+/// to one tick (1-4 ms) after its deadline, never before. The values belong
+/// to the socket: two owners of one socket (fork, dup) would confuse the
+/// cache, so only a channel that owns its descriptor keeps one.
 struct socket_timeouts {
     long long receive_us = 0;
     long long send_us = 0;

@@ -1,6 +1,8 @@
 // Framing: the incremental frame_decoder (length / line / raw) and the
 // stream_channel built on it, over real pipes and socketpairs.
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -458,13 +460,21 @@ TEST(StreamChannelDirectRead, EverySizeSequenceArrivesIntactOverSocketAndPipe) {
 TEST(StreamChannelDirectRead, OversizedHeaderAfterALargeMessageThrowsBeforeAllocating) {
     socket_pair sp;
     stream_channel ch("s", std::move(sp.a), opts(framing::length, 100000));
-    write_raw(sp.b.get(), frame(patterned(70000, 1)) + header(0xffffffff));
+    write_raw(sp.b.get(), frame(patterned(70000, 1)));
     message m;
     ASSERT_EQ(ch.receive(m, deadline::after(5s)), io_status::ok);
     EXPECT_EQ(m.payload.size(), 70000u);
+    // Nothing buffered now, and m holds a large message: the next receive
+    // reads header and payload straight into m.
+    write_raw(sp.b.get(), header(0xffffffff));
     std::string what;
     EXPECT_EQ(error_code_of([&] { ch.receive(m, deadline::after(5s)); }, &what), EMSGSIZE);
     EXPECT_NE(what.find("4294967295"), std::string::npos) << what;
+    // And on every later receive: never a "message" read from the middle of
+    // the rejected payload (bytes that would pass for a small frame follow).
+    write_raw(sp.b.get(), frame("looks like a frame"));
+    EXPECT_EQ(error_code_of([&] { ch.receive(m, deadline::after(1s)); }), EMSGSIZE);
+    EXPECT_EQ(error_code_of([&] { ch.receive(m, deadline::after(1s)); }), EMSGSIZE);
 }
 
 TEST(StreamChannelDirectRead, TornFrameAfterALargeMessageIsClosed) {
@@ -537,6 +547,36 @@ TEST(StreamChannelSocketDeadlines, WaitsLongerThanTheOneSecondSlice) {
     ASSERT_EQ(ch.receive(m), io_status::ok);
     EXPECT_EQ(m.payload, "untimed");
     later.join();
+}
+
+// A signal ends a read under SO_RCVTIMEO (EINTR, even with SA_RESTART);
+// signals arriving faster than the deadline must not keep it from expiring.
+TEST(StreamChannelSocketDeadlines, SignalsDoNotPostponeTheDeadline) {
+    struct sigaction sa {};
+    sa.sa_handler = [](int) {};
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    struct sigaction old {};
+    ASSERT_EQ(::sigaction(SIGUSR2, &sa, &old), 0);
+    socket_pair sp;
+    stream_channel ch("s", std::move(sp.a), opts());
+    message m;
+    std::atomic<bool> done{false};
+    const pthread_t reader = ::pthread_self();
+    std::thread pester([&] {
+        for (int i = 0; i < 100 && !done; ++i) {
+            std::this_thread::sleep_for(50ms);
+            ::pthread_kill(reader, SIGUSR2);
+        }
+    });
+    auto start = std::chrono::steady_clock::now();
+    EXPECT_EQ(ch.receive(m, deadline::after(300ms)), io_status::timed_out);
+    auto took = std::chrono::steady_clock::now() - start;
+    done = true;
+    pester.join();
+    ::sigaction(SIGUSR2, &old, nullptr);
+    EXPECT_GE(took, 300ms);
+    EXPECT_LT(took, 3s) << "each signal restarted the wait";
 }
 
 TEST(StreamChannelSocketDeadlines, TimeoutIsNeverEarly) {

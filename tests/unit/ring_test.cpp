@@ -289,6 +289,35 @@ TEST(RingSpsc, AbandonedWrappingLoanThenALargerMessage) {
     EXPECT_EQ(c.try_receive(out), io_status::timed_out);
 }
 
+// A producer killed between publishing a record (its stamp) and storing
+// head leaves head short; the next producer must step over what was
+// published, not write over records the consumer may have taken already.
+TEST(RingSpsc, NewProducerStepsOverRecordsPublishedAfterHead) {
+    const auto m = memory_for(spsc(1024));
+    auto* h = reinterpret_cast<ring::layout*>(m->data());
+    ring c(m, ring_role::consumer, "crash");
+    std::string out;
+    {
+        ring p1(m, ring_role::producer, "crash");
+        ASSERT_EQ(p1.try_send("first"), io_status::ok);
+        const std::uint64_t after_first = h->head.load();
+        ASSERT_EQ(p1.try_send("second"), io_status::ok);
+        ASSERT_EQ(p1.try_send("third"), io_status::ok);
+        h->head.store(after_first);  // as if killed before storing head for "second"
+    }
+    ASSERT_EQ(c.try_receive(out), io_status::ok);
+    EXPECT_EQ(out, "first");
+    ASSERT_EQ(c.try_receive(out), io_status::ok);  // taken before the new producer came
+    EXPECT_EQ(out, "second");
+    ring p2(m, ring_role::producer, "crash");
+    ASSERT_EQ(p2.try_send("fourth"), io_status::ok);
+    ASSERT_EQ(c.try_receive(out), io_status::ok);
+    EXPECT_EQ(out, "third");
+    ASSERT_EQ(c.try_receive(out), io_status::ok);
+    EXPECT_EQ(out, "fourth");
+    EXPECT_EQ(c.try_receive(out), io_status::timed_out);
+}
+
 TEST(RingSpsc, LoanCommitPeekRelease) {
     const auto m = memory_for(spsc(1024));
     ring p(m, ring_role::producer, "zc");
