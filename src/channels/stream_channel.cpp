@@ -342,9 +342,7 @@ std::optional<io_status> stream_channel::receive_into(message& out, const deadli
     if (decode_frame_header(hdr) > options_.max_message) {
         // The header goes to the decoder, which throws EMSGSIZE now and on
         // every later receive, as on the normal path: the stream cannot be
-        // resynchronised, and reading on would take payload bytes for a
-        // header. (Found in review: this path used to throw once, then read
-        // on from the middle of the rejected payload.)
+        // resynchronised, and reading on would take payload bytes for a header.
         in_end_ = spill;
         decoder_.feed(reinterpret_cast<const char*>(hdr), frame_header_size);
     }

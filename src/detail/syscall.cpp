@@ -197,7 +197,7 @@ io_outcome read_some_v(int fd, std::span<const ::iovec> bufs, const deadline& un
         if (errno == EINTR) {
             // A signal ends a read under SO_RCVTIMEO even with SA_RESTART:
             // re-arm for what is left, or signals could keep it from ever
-            // timing out (found in review).
+            // timing out.
             if (until.is_never() || !timed_socket) continue;
             if (until.expired()) return io_outcome::timed_out;
             if (arm_socket_timeout(fd, SO_RCVTIMEO, until, timeouts->receive_us)) continue;

@@ -108,10 +108,10 @@ class sigpipe_guard {
     /// Call with the guarded write's result (errno intact) and the bytes it
     /// was asked for. A write fails with EPIPE and raises SIGPIPE when the
     /// last reader is gone, but one that had already moved some bytes returns
-    /// that short count and raises SIGPIPE all the same (found by the
-    /// direct-read tests: a reader closing during a blocked 64 KiB write
-    /// killed the writer). Only after one of those is a pending SIGPIPE ours
-    /// to consume; one sent by another process at another time is left alone.
+    /// that short count and raises SIGPIPE all the same (a reader closing
+    /// during a blocked large write). Only after one of those is a pending
+    /// SIGPIPE ours to consume; one sent by another process at another time
+    /// is left alone.
     void after_write(long result, std::size_t wanted) noexcept {
         if ((result < 0 && errno == EPIPE) ||
             (result >= 0 && static_cast<std::size_t>(result) < wanted))
