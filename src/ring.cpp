@@ -259,9 +259,9 @@ void ring::attach() {
 
 // spsc producer attaching: a record is published by its stamp, head is
 // stored after it. A producer killed between the two left head short of
-// records the consumer may already have taken: step over
-// every published record from head to the zero stamp that ends them, so
-// nothing is overwritten. Bounded by the capacity: a corrupt ring stops it.
+// records the consumer may already have taken: step over every published
+// record from head to the zero stamp that ends them, so nothing is
+// overwritten. Bounded by the capacity: a corrupt ring stops it.
 void ring::skip_published_records() {
     const std::uint64_t cap = h_->capacity;
     const std::uint64_t start = index_;
