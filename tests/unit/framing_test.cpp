@@ -282,6 +282,14 @@ void write_raw(int fd, std::string_view bytes) {
               detail::io_outcome::ok);
 }
 
+// A peer that sends one frame after `delay`, while the test waits for it.
+std::thread send_frame_later(int fd, std::chrono::milliseconds delay, std::string payload) {
+    return std::thread([fd, delay, payload = std::move(payload)] {
+        std::this_thread::sleep_for(delay);
+        write_raw(fd, frame(payload));
+    });
+}
+
 }  // namespace
 
 TEST(StreamChannel, RoundTripOverSocketpairBothWays) {
@@ -515,10 +523,7 @@ TEST(StreamChannel, SocketReceiveTimeoutDoesNotLeakIntoALaterUntimedReceive) {
     message m;
     EXPECT_EQ(ch.receive(m, deadline::after(30ms)), io_status::timed_out);
     EXPECT_EQ(ch.receive(m, deadline::immediate()), io_status::timed_out);
-    std::thread late([&] {
-        std::this_thread::sleep_for(200ms);
-        write_raw(sp.b.get(), frame("late"));
-    });
+    std::thread late = send_frame_later(sp.b.get(), 200ms, "late");
     ASSERT_EQ(ch.receive(m), io_status::ok);
     EXPECT_EQ(m.payload, "late");
     late.join();
@@ -532,18 +537,12 @@ TEST(StreamChannelSocketDeadlines, WaitsLongerThanTheOneSecondSlice) {
     socket_pair sp;
     stream_channel ch("s", std::move(sp.a), opts());
     message m;
-    std::thread late([&] {
-        std::this_thread::sleep_for(1500ms);
-        write_raw(sp.b.get(), frame("after 1.5 s"));
-    });
+    std::thread late = send_frame_later(sp.b.get(), 1500ms, "after 1.5 s");
     ASSERT_EQ(ch.receive(m, deadline::after(20s)), io_status::ok);
     EXPECT_EQ(m.payload, "after 1.5 s");
     late.join();
     // Untimed after timed: the one-second slices run out and the wait goes on.
-    std::thread later([&] {
-        std::this_thread::sleep_for(1300ms);
-        write_raw(sp.b.get(), frame("untimed"));
-    });
+    std::thread later = send_frame_later(sp.b.get(), 1300ms, "untimed");
     ASSERT_EQ(ch.receive(m), io_status::ok);
     EXPECT_EQ(m.payload, "untimed");
     later.join();
@@ -641,10 +640,7 @@ TEST(StreamChannelSocketDeadlines, NonblockingSocketStillHonoursDeadlines) {
     stream_channel ch("s", std::move(sp.a), o);
     message m;
     EXPECT_EQ(ch.receive(m, deadline::after(50ms)), io_status::timed_out);
-    std::thread late([&] {
-        std::this_thread::sleep_for(100ms);
-        write_raw(sp.b.get(), frame("nonblocking"));
-    });
+    std::thread late = send_frame_later(sp.b.get(), 100ms, "nonblocking");
     ASSERT_EQ(ch.receive(m, deadline::after(10s)), io_status::ok);
     EXPECT_EQ(m.payload, "nonblocking");
     late.join();
