@@ -26,8 +26,8 @@ const char* to_string(io_status s) noexcept;
 
 /// One message: its bytes plus optional transport metadata.
 struct message {
-    std::string payload;     ///< arbitrary bytes (not NUL-terminated text)
-    std::optional<long> tag; ///< POSIX mq priority or System V message type
+    std::string payload;      ///< arbitrary bytes (not NUL-terminated text)
+    std::optional<long> tag;  ///< POSIX mq priority or System V message type
 };
 
 /// Who this end is; decides the lecture's default roles (the receiver owns the
@@ -42,7 +42,7 @@ inline constexpr std::size_t default_max_message = 16u << 20;
 
 /// A message channel. Implementations are not thread-safe unless they say so.
 class channel {
-public:
+  public:
     virtual ~channel() = default;
     channel() = default;
     channel(const channel&) = delete;
@@ -93,11 +93,12 @@ std::unique_ptr<channel> make_fd_channel(std::string name, unique_fd read_fd, un
                                          std::size_t max_message = default_max_message);
 
 /// Both ends of an anonymous pipe as channels: fork, then the parent keeps one
-/// and the child the other (close the end you do not use). Frames up to
-/// PIPE_BUF (4096 bytes with the header) are atomic; several forked processes
-/// writing larger frames to one pipe may interleave them (they share one open
-/// file description, so no lock can separate them): give each writer its own
-/// pipe, or use a FIFO, whose writers each open it and are serialized.
+/// and the child the other (close the end you do not use). Several forked
+/// processes may send on one writer: a frame up to PIPE_BUF (4096 bytes with
+/// its header) is one atomic write, a larger one goes as atomic chunk records
+/// that the reader reassembles per writer process (docs/pipes-fifos.md). With
+/// framing::line, lines longer than PIPE_BUF from several writers may
+/// interleave.
 struct pipe_channels {
     std::unique_ptr<channel> reader;
     std::unique_ptr<channel> writer;

@@ -7,10 +7,12 @@
 // fstat on the opened fd so the object cannot be swapped in between).
 //
 // Several writers, one reader: a write of at most PIPE_BUF (4096) bytes is
-// atomic. ipckit's framed channel sends each frame in one write, and takes
-// flock(LOCK_EX) on the FIFO around larger frames, so frames from ipckit
-// writers never interleave. Writers that are not ipckit (echo, cat) must keep
-// their lines below PIPE_BUF.
+// atomic. ipckit's fifo: channel sends a frame up to PIPE_BUF in one write
+// and a larger one as chunk records of at most PIPE_BUF, each one write, that
+// the reader reassembles per writer: frames never interleave, and a writer
+// killed mid-frame leaves nothing torn behind. With ?frame=line, lines
+// longer than PIPE_BUF are written under flock(LOCK_EX). Writers that are not
+// ipckit (echo, cat) must keep their lines below PIPE_BUF.
 #pragma once
 
 #include <optional>
@@ -48,7 +50,7 @@ bool remove_fifo(const std::string& path);
 
 /// Removes a FIFO when it goes out of scope (errors ignored).
 class fifo_remover {
-public:
+  public:
     explicit fifo_remover(std::string path) : path_(std::move(path)) {}
     fifo_remover(fifo_remover&& o) noexcept : path_(std::move(o.path_)) { o.path_.clear(); }
     fifo_remover(const fifo_remover&) = delete;
@@ -57,7 +59,7 @@ public:
     /// Keeps the FIFO.
     void release() noexcept { path_.clear(); }
 
-private:
+  private:
     std::string path_;
 };
 

@@ -19,9 +19,10 @@ pipe_channels make_pipe_channels(framing frame, std::size_t max_message) {
     detail::stream_options so;
     so.frame = frame;
     so.max_message = max_message;
-    // No frame lock: processes that share this pipe after fork() share one
-    // open file description, and flock() cannot tell them apart. Frames up
-    // to PIPE_BUF are atomic; larger ones need one writer per pipe.
+    // Large frames as chunk records: processes that share this pipe after
+    // fork() may all write to it (the records carry the writer's pid), and
+    // the reader starts on a large message one page after it was started.
+    so.chunk_large_frames = true;
     pipe_pair p = make_pipe();
     detail::widen_pipe(p.write_end.get());
     pipe_channels out;

@@ -4,8 +4,10 @@
 #include <limits.h>
 #include <sys/file.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "detail/syscall.hpp"
@@ -61,6 +63,24 @@ void grow_exact(std::string& s, std::size_t wanted) {
     s.swap(bigger);
 }
 
+void put_u32(unsigned char* out, std::uint32_t v) noexcept {
+    for (int i = 0; i < 4; ++i)
+        out[i] = static_cast<unsigned char>(v >> (8 * i));
+}
+
+std::uint32_t get_u32(const unsigned char* in) noexcept {
+    std::uint32_t v = 0;
+    for (int i = 3; i >= 0; --i)
+        v = v << 8 | in[i];
+    return v;
+}
+
+// Distinguishes this process's channels in chunk writer ids.
+std::uint32_t next_writer_serial() noexcept {
+    static std::atomic<std::uint32_t> serial{0};
+    return serial.fetch_add(1, std::memory_order_relaxed);
+}
+
 }  // namespace
 
 void widen_pipe(int fd) noexcept {
@@ -70,15 +90,29 @@ void widen_pipe(int fd) noexcept {
 }
 
 void encode_frame_header(std::uint32_t n, unsigned char out[frame_header_size]) noexcept {
-    out[0] = static_cast<unsigned char>(n);
-    out[1] = static_cast<unsigned char>(n >> 8);
-    out[2] = static_cast<unsigned char>(n >> 16);
-    out[3] = static_cast<unsigned char>(n >> 24);
+    put_u32(out, n);
 }
 
 std::uint32_t decode_frame_header(const unsigned char in[frame_header_size]) noexcept {
-    return static_cast<std::uint32_t>(in[0]) | static_cast<std::uint32_t>(in[1]) << 8 |
-           static_cast<std::uint32_t>(in[2]) << 16 | static_cast<std::uint32_t>(in[3]) << 24;
+    return get_u32(in);
+}
+
+void encode_chunk_header(const chunk_header& h, unsigned char out[chunk_header_size]) noexcept {
+    put_u32(out, chunk_marker);
+    put_u32(out + 4, h.total);
+    put_u32(out + 8, static_cast<std::uint32_t>(h.writer));
+    put_u32(out + 12, static_cast<std::uint32_t>(h.writer >> 32));
+    put_u32(out + 16, h.offset);
+    put_u32(out + 20, h.length);
+}
+
+chunk_header decode_chunk_header(const unsigned char in[chunk_header_size]) noexcept {
+    chunk_header h;
+    h.total = get_u32(in + 4);
+    h.writer = get_u32(in + 8) | static_cast<std::uint64_t>(get_u32(in + 12)) << 32;
+    h.offset = get_u32(in + 16);
+    h.length = get_u32(in + 20);
+    return h;
 }
 
 frame_decoder::frame_decoder(framing mode, std::size_t max_message, std::string name)
@@ -113,13 +147,31 @@ std::size_t frame_decoder::feed(const char* data, std::size_t size) {
         return take;
     }
     while (used < size && !ready_) {
+        if (in_piece_) {
+            std::size_t n = std::min(piece_left_, size - used);
+            append_piece(data + used, n);
+            used += n;
+            continue;
+        }
         if (!in_payload_) {
-            std::size_t n = std::min(frame_header_size - header_got_, size - used);
+            std::size_t n = std::min(header_need_ - header_got_, size - used);
             std::memcpy(header_ + header_got_, data + used, n);
             header_got_ += n;
             used += n;
-            if (header_got_ < frame_header_size) break;
+            if (header_got_ < header_need_) break;
+            if (header_need_ == frame_header_size && decode_frame_header(header_) == chunk_marker) {
+                header_need_ = chunk_header_size;  // a chunk record: read the rest of its header
+                continue;
+            }
             // Checked before any allocation: a hostile length costs nothing.
+            // A rejected header stays buffered, so every later feed throws too
+            // (the stream cannot be resynchronised).
+            if (header_need_ == chunk_header_size) {
+                begin_chunk();
+                header_got_ = 0;
+                header_need_ = frame_header_size;
+                continue;
+            }
             expected_ = checked_length(header_);
             header_got_ = 0;
             partial_.clear();
@@ -140,6 +192,73 @@ std::size_t frame_decoder::feed(const char* data, std::size_t size) {
         }
     }
     return used;
+}
+
+// The header of a chunk record is complete: find (or start) the assembly its
+// piece extends, or decide to skip the piece.
+void frame_decoder::begin_chunk() {
+    const chunk_header h = decode_chunk_header(header_);
+    if (h.total > max_)
+        throw_error(EMSGSIZE, "receive", name_,
+                    "chunked frame announces " + std::to_string(h.total) +
+                        " bytes, max_message is " + std::to_string(max_));
+    if (h.length == 0 || h.length > chunk_piece_max || h.offset > h.total ||
+        h.length > h.total - h.offset)
+        throw_error(EPROTO, "receive", name_,
+                    "malformed chunk record (offset " + std::to_string(h.offset) + ", length " +
+                        std::to_string(h.length) + ", total " + std::to_string(h.total) + ")");
+    in_piece_ = true;
+    piece_left_ = h.length;
+    piece_target_ = -1;
+    auto it = std::find_if(assemblies_.begin(), assemblies_.end(),
+                           [&](const assembly& a) { return a.writer == h.writer; });
+    if (h.offset == 0) {
+        // A new message. Whatever this writer had in progress was given up
+        // (its send timed out, or a process with a reused pid started over).
+        if (it == assemblies_.end()) {
+            if (assemblies_.size() == max_chunk_assemblies)
+                assemblies_.erase(std::min_element(
+                    assemblies_.begin(), assemblies_.end(),
+                    [](const assembly& a, const assembly& b) { return a.last_use < b.last_use; }));
+            assemblies_.push_back({h.writer, h.total, 0, {}});
+            it = assemblies_.end() - 1;
+        }
+        it->total = h.total;
+        it->data.clear();
+        grow_exact(it->data, h.total);
+    } else if (it == assemblies_.end()) {
+        return;  // its start was evicted or never seen: skip
+    } else if (it->total != h.total || it->data.size() != h.offset) {
+        assemblies_.erase(it);  // a gap: that message can no longer complete
+        return;
+    }
+    it->last_use = ++clock_;
+    piece_target_ = it - assemblies_.begin();
+}
+
+void frame_decoder::append_piece(const char* data, std::size_t n) {
+    piece_left_ -= n;
+    if (piece_target_ < 0) {
+        in_piece_ = piece_left_ > 0;
+        return;
+    }
+    auto it = assemblies_.begin() + piece_target_;
+    it->data.append(data, n);
+    if (piece_left_ > 0) return;
+    in_piece_ = false;
+    piece_target_ = -1;
+    if (it->data.size() == it->total) {
+        partial_.swap(it->data);
+        assemblies_.erase(it);
+        ready_ = true;
+    }
+}
+
+std::size_t frame_decoder::assembly_capacity() const noexcept {
+    std::size_t n = 0;
+    for (const auto& a : assemblies_)
+        n += a.data.capacity();
+    return n;
 }
 
 std::size_t frame_decoder::checked_length(const unsigned char header[frame_header_size]) const {
@@ -167,7 +286,7 @@ void frame_decoder::take(std::string& out) {
 }
 
 bool frame_decoder::at_boundary() const noexcept {
-    return !ready_ && !in_payload_ && header_got_ == 0 && partial_.empty();
+    return !ready_ && !in_payload_ && !in_piece_ && header_got_ == 0 && partial_.empty();
 }
 
 bool frame_decoder::finish_at_eof() {
@@ -198,7 +317,8 @@ stream_channel::stream_channel(std::string name, unique_fd read_fd, unique_fd wr
       owned_write_(std::move(write_fd)),
       read_fd_(owned_read_.get()),
       write_fd_(owned_write_.get()),
-      decoder_(options.frame, options.max_message, name_) {
+      decoder_(options.frame, options.max_message, name_),
+      writer_serial_(next_writer_serial()) {
     if (read_fd_ >= 0) read_kind_ = kind_of(read_fd_);
     if (write_fd_ >= 0) write_kind_ = kind_of(write_fd_);
     if (options_.make_nonblocking) {
@@ -249,13 +369,14 @@ io_status stream_channel::send(std::string_view payload, const deadline& until,
     const std::size_t total = sendbuf_.size() + payload.size() + trailer;
     auto bytes = [](std::string_view s) { return std::as_bytes(std::span(s.data(), s.size())); };
 
-    // Fix (found by the foundation's concurrent-writers test): a small frame
-    // is one atomic write, but it can still land *between* the partial writes
-    // of another writer's large frame, which only held LOCK_EX against other
-    // large frames. Small frames now take LOCK_SH (they do not exclude each
-    // other, their writes are atomic) and large frames LOCK_EX.
+    if (options_.chunk_large_frames && options_.frame == framing::length && total > PIPE_BUF)
+        return send_chunked(payload, until);
+    // A short line is one atomic write, but it could still land *between* the
+    // partial writes of another writer's long line, which only held LOCK_EX
+    // against other long lines: short lines take LOCK_SH (they do not exclude
+    // each other, their writes are atomic) and long lines LOCK_EX.
     std::optional<flock_guard> lock;
-    if (options_.lock_large_writes)
+    if (options_.lock_long_lines && options_.frame == framing::line)
         lock.emplace(write_fd_, total > PIPE_BUF ? LOCK_EX : LOCK_SH, name_);
 
     io_outcome r;
@@ -290,6 +411,41 @@ io_status stream_channel::send(std::string_view payload, const deadline& until,
     return to_status(r);
 }
 
+// One atomic write per chunk record (header and piece in one writev of at
+// most PIPE_BUF bytes, which a pipe never splits). A deadline that expires
+// between records abandons the message: the reader drops the incomplete
+// assembly, and the caller gets timed_out, as if nothing had been sent.
+io_status stream_channel::send_chunked(std::string_view payload, const deadline& until) {
+    auto bytes = [](const void* p, std::size_t n) {
+        return std::as_bytes(std::span(static_cast<const char*>(p), n));
+    };
+    chunk_header h;
+    h.total = static_cast<std::uint32_t>(payload.size());
+    // The pid is read per message: a forked child sending on an inherited
+    // channel is a different writer.
+    h.writer = static_cast<std::uint64_t>(::getpid()) << 32 | writer_serial_;
+    unsigned char hdr[chunk_header_size];
+    for (std::size_t offset = 0; offset < payload.size(); offset += h.length) {
+        h.offset = static_cast<std::uint32_t>(offset);
+        h.length = static_cast<std::uint32_t>(std::min(chunk_piece_max, payload.size() - offset));
+        encode_chunk_header(h, hdr);
+        std::size_t written = 0;
+        io_outcome r =
+            write_all2(write_fd_, bytes(hdr, sizeof hdr), bytes(payload.data() + offset, h.length),
+                       until, name_, &written, write_kind_, owned_timeouts());
+        if (r == io_outcome::timed_out && written > 0) {
+            // Not on a pipe (records are atomic there); on anything else,
+            // finish the record so the stream stays in sync.
+            std::string rest(reinterpret_cast<const char*>(hdr), sizeof hdr);
+            rest.append(payload.substr(offset, h.length));
+            r = write_all(write_fd_, bytes(rest.data() + written, rest.size() - written),
+                          deadline::never(), name_, nullptr, write_kind_, owned_timeouts());
+        }
+        if (r != io_outcome::ok) return to_status(r);
+    }
+    return io_status::ok;
+}
+
 io_status stream_channel::fill(const deadline& until) {
     if (inbuf_.empty()) inbuf_.resize(kReadChunk);
     if (in_begin_ == in_end_) {
@@ -311,6 +467,21 @@ io_status stream_channel::fill(const deadline& until) {
     }
     in_end_ += got;
     return io_status::ok;
+}
+
+// Puts a[0..na) then b[0..nb) in front of the `spill` bytes at the start of
+// inbuf_, which then holds all of them, in that order.
+void stream_channel::requeue_in_front(const char* a, std::size_t na, const char* b, std::size_t nb,
+                                      std::size_t spill) {
+    const std::size_t front = na + nb;
+    if (front + spill > inbuf_.size()) inbuf_.resize(front + spill);
+    if (front > 0) {
+        std::memmove(inbuf_.data() + front, inbuf_.data(), spill);
+        if (na > 0) std::memcpy(inbuf_.data(), a, na);
+        if (nb > 0) std::memcpy(inbuf_.data() + na, b, nb);
+    }
+    in_begin_ = 0;
+    in_end_ = front + spill;
 }
 
 // Large messages without a copy: at a frame boundary with nothing buffered,
@@ -339,6 +510,13 @@ std::optional<io_status> stream_channel::receive_into(message& out, const deadli
     }
     const std::size_t body = std::min(got - frame_header_size, guess);  // bytes now in buf
     const std::size_t spill = got - frame_header_size - body;           // bytes in inbuf_
+    if (decode_frame_header(hdr) == chunk_marker) {
+        // A chunk record, not a frame: all of it goes back to the decoder.
+        requeue_in_front(reinterpret_cast<const char*>(hdr), frame_header_size, buf.data(), body,
+                         spill);
+        buf.clear();
+        return std::nullopt;
+    }
     if (decode_frame_header(hdr) > options_.max_message) {
         // The header goes to the decoder, which throws EMSGSIZE now and on
         // every later receive, as on the normal path: the stream cannot be
@@ -356,14 +534,7 @@ std::optional<io_status> stream_channel::receive_into(message& out, const deadli
     }
     // The message is complete. Bytes past it in buf start the next frames:
     // they go in front of the spill.
-    if (const std::size_t extra = body - n; extra > 0) {
-        if (extra + spill > inbuf_.size()) inbuf_.resize(extra + spill);
-        std::memmove(inbuf_.data() + extra, inbuf_.data(), spill);
-        std::memcpy(inbuf_.data(), buf.data() + n, extra);
-        in_end_ = extra + spill;
-    } else {
-        in_end_ = spill;
-    }
+    requeue_in_front(nullptr, 0, buf.data() + n, body - n, spill);
     buf.resize(n);
     return io_status::ok;
 }
@@ -408,8 +579,10 @@ io_status stream_channel::receive(message& out, const deadline& until) {
             decoder_.note_direct_read(got);
             continue;
         }
-        if (options_.frame == framing::length && decoder_.at_boundary() &&
-            out.payload.size() >= kDirectReadMin) {
+        // Not on a FIFO whose large frames arrive as chunk records (they
+        // would only be copied back to the decoder).
+        if (options_.frame == framing::length && !options_.chunk_large_frames &&
+            decoder_.at_boundary() && out.payload.size() >= kDirectReadMin) {
             if (auto st = receive_into(out, until)) return *st;
             continue;
         }

@@ -24,9 +24,41 @@ inline constexpr std::size_t frame_header_size = 4;
 void encode_frame_header(std::uint32_t n, unsigned char out[frame_header_size]) noexcept;
 std::uint32_t decode_frame_header(const unsigned char in[frame_header_size]) noexcept;
 
-/// Incremental decoder for framing::length and framing::line: feed any
-/// chunking of the stream, get the same messages. A header announcing more
-/// than max_message throws ipckit::error(EMSGSIZE) before any allocation.
+/// Chunk records: how a length-framed message larger than PIPE_BUF crosses a
+/// FIFO shared by several writers. Each record is at most PIPE_BUF bytes and
+/// goes out in one write(2), which the kernel never splits or interleaves;
+/// records of different writers may alternate and the decoder reassembles
+/// each writer's message apart. A writer that dies or times out mid-message
+/// leaves an incomplete assembly that is never delivered (dropped when that
+/// writer starts its next message, or evicted), instead of a torn stream.
+///
+/// Layout (little-endian): u32 chunk_marker, u32 total message length,
+/// u64 writer id (pid << 32 | per-process channel serial), u32 offset of
+/// this piece, u32 length of this piece, then the piece.
+inline constexpr std::uint32_t chunk_marker = 0xffffffff;  // never a valid length
+inline constexpr std::size_t chunk_header_size = 24;
+inline constexpr std::size_t chunk_record_max = 4096;  // PIPE_BUF on Linux
+inline constexpr std::size_t chunk_piece_max = chunk_record_max - chunk_header_size;
+/// Messages a decoder reassembles at once (one per writer); past that the
+/// least recently extended one is dropped. Bounds memory to this many
+/// max_message buffers.
+inline constexpr std::size_t max_chunk_assemblies = 16;
+
+struct chunk_header {
+    std::uint32_t total = 0;
+    std::uint64_t writer = 0;
+    std::uint32_t offset = 0;
+    std::uint32_t length = 0;
+};
+void encode_chunk_header(const chunk_header& h, unsigned char out[chunk_header_size]) noexcept;
+/// Decodes the fields after the marker (in must hold chunk_header_size bytes).
+chunk_header decode_chunk_header(const unsigned char in[chunk_header_size]) noexcept;
+
+/// Incremental decoder for framing::length (plain frames and chunk records)
+/// and framing::line: feed any chunking of the stream, get the same
+/// messages. A header announcing more than max_message throws
+/// ipckit::error(EMSGSIZE) before any allocation; a malformed chunk record
+/// throws EPROTO.
 class frame_decoder {
   public:
     frame_decoder(framing mode, std::size_t max_message, std::string name);
@@ -55,17 +87,37 @@ class frame_decoder {
     /// have.size() payload bytes the caller already read into `have` (which
     /// gets the decoder's spare buffer back).
     void adopt_payload(std::string& have, std::size_t expected);
+    /// Bytes reserved by incomplete chunk assemblies (bounded by
+    /// max_chunk_assemblies * max_message).
+    std::size_t assembly_capacity() const noexcept;
 
   private:
+    struct assembly {
+        std::uint64_t writer;
+        std::uint32_t total;
+        std::uint64_t last_use;
+        std::string data;
+    };
+    void begin_chunk();
+    void append_piece(const char* data, std::size_t n);
+
     framing mode_;
     std::size_t max_;
     std::string name_;
-    unsigned char header_[frame_header_size]{};
+    unsigned char header_[chunk_header_size]{};
     std::size_t header_got_ = 0;
-    std::size_t expected_ = 0;  // payload length once the header is complete
+    std::size_t header_need_ = frame_header_size;  // chunk_header_size after a marker
+    std::size_t expected_ = 0;                     // payload length once the header is complete
     bool in_payload_ = false;
     bool ready_ = false;
     std::string partial_;
+    // Chunk records: the piece being read, and into which assembly (-1: the
+    // piece belongs to a message already given up, and is skipped).
+    bool in_piece_ = false;
+    std::size_t piece_left_ = 0;
+    long piece_target_ = -1;
+    std::vector<assembly> assemblies_;
+    std::uint64_t clock_ = 0;
 };
 
 /// Options for stream_channel.
@@ -76,10 +128,14 @@ struct stream_options {
     /// O_NONBLOCK (a socket stays blocking and sends with MSG_DONTWAIT). Off
     /// for stdio, whose file descriptions are shared with the terminal.
     bool make_nonblocking = true;
-    /// FIFOs shared by several writers: a frame larger than PIPE_BUF is written
-    /// under flock(LOCK_EX) on the write fd so frames never interleave (writes
-    /// up to PIPE_BUF are atomic by themselves).
-    bool lock_large_writes = false;
+    /// FIFOs shared by several writers, framing::length: a frame larger than
+    /// PIPE_BUF is sent as chunk records (see chunk_header), so frames never
+    /// interleave and a writer dying mid-frame tears nothing.
+    bool chunk_large_frames = false;
+    /// The same for framing::line, whose lines cannot be chunked: a line
+    /// longer than PIPE_BUF is written under flock(LOCK_EX) on the write fd,
+    /// shorter ones under LOCK_SH (so none lands inside a long one).
+    bool lock_long_lines = false;
 };
 
 /// A channel over a read fd and a write fd (either may be absent, or both the
@@ -116,6 +172,9 @@ class stream_channel final : public channel {
   private:
     io_status fill(const deadline& until);
     std::optional<io_status> receive_into(message& out, const deadline& until);
+    io_status send_chunked(std::string_view payload, const deadline& until);
+    void requeue_in_front(const char* a, std::size_t na, const char* b, std::size_t nb,
+                          std::size_t spill);
 
     std::string name_;
     stream_options options_;
@@ -135,6 +194,7 @@ class stream_channel final : public channel {
     std::size_t in_begin_ = 0, in_end_ = 0;
     bool eof_ = false;
     std::string sendbuf_;
+    std::uint32_t writer_serial_;  // low half of this channel's chunk writer id
     std::function<void()> cleanup_;
 };
 

@@ -1,5 +1,6 @@
 // libFuzzer target for frame_decoder: any bytes, any max_message. Never
-// crashes, never holds a buffer larger than max_message, and gives the same
+// crashes, never holds a buffer larger than max_message (nor more chunk
+// assemblies than max_chunk_assemblies of that size), and gives the same
 // messages (and the same EMSGSIZE verdict) whatever the chunking of the input.
 //
 // Input layout: byte 0 = framing (mod 3), bytes 1-2 = max_message (1..65536),
@@ -45,6 +46,8 @@ outcome decode(framing mode, std::size_t max, const std::string& stream, NextChu
                 // Bounded memory: the buffer being filled never exceeds max. (libstdc++
                 // rounds tiny requests up to twice its 15-byte inline buffer.)
                 check(d.partial().capacity() <= std::max<std::size_t>(max, 30));
+                check(d.assembly_capacity() <=
+                      ipckit::detail::max_chunk_assemblies * std::max<std::size_t>(max, 30));
                 if (d.message_ready()) {
                     d.take(msg);
                     check(msg.size() <= max);
@@ -60,7 +63,8 @@ outcome decode(framing mode, std::size_t max, const std::string& stream, NextChu
             out.messages.push_back(msg);
         }
     } catch (const ipckit::error& e) {
-        check(e.code().value() == EMSGSIZE);
+        // EMSGSIZE (too long) or EPROTO (malformed chunk record).
+        check(e.code().value() == EMSGSIZE || e.code().value() == EPROTO);
         out.rejected = true;
     }
     return out;

@@ -216,6 +216,60 @@ TEST(FifoIntegration, WriterKilledMidFrameGivesClosedNeverATornMessage) {
         [] {});
 }
 
+TEST(FifoIntegration, WriterKilledMidLargeFrameTearsNothingForTheNextWriters) {
+    // The fifo: receiver never sees EOF (it holds a write end itself), so the
+    // death of a writer mid-frame cannot be noticed as end of stream: large
+    // frames travel as atomic chunk records, and the dead writer's incomplete
+    // message is simply never delivered.
+    std::string path = test::unique_path("ipckit-fifo-kill9");
+    fifo_remover rm(path);
+    auto reader = open_channel("fifo:" + path, channel_role::receiver);
+    auto open_writer = [&] {
+        open_options o;
+        o.open_deadline = deadline::after(10s);
+        return open_channel("fifo:" + path, channel_role::sender, o);
+    };
+    ready_signal ready;
+    test::forked_child doomed([&] {
+        (void)reader.release();  // see WriterProcessToReader
+        auto w = open_writer();
+        if (w->send(payload_for(1, 0, 10000), deadline::after(10s)) != io_status::ok) return 1;
+        ready.notify();
+        w->send(std::string(8 << 20, 'T'));  // fills the FIFO, then blocks: killed there
+        return 2;
+    });
+    message m;
+    ASSERT_EQ(reader->receive(m, deadline::after(10s)), io_status::ok);
+    ASSERT_TRUE(m.payload == payload_for(1, 0, 10000));
+    ASSERT_TRUE(ready.wait(10s));
+    // Let it write part of the 8 MiB message (the FIFO holds 256 KiB at most).
+    std::this_thread::sleep_for(100ms);
+    ::kill(doomed.pid(), SIGKILL);
+    auto st = doomed.wait(10s);
+    ASSERT_TRUE(st);
+    EXPECT_EQ(st->signal, SIGKILL);
+
+    test::forked_child next([&] {
+        (void)reader.release();
+        auto w = open_writer();
+        for (int s = 0; s < 6; ++s)
+            if (w->send(payload_for(2, s, s % 2 ? 100 : 70000), deadline::after(10s)) !=
+                io_status::ok)
+                return 1;
+        return 0;
+    });
+    for (int s = 0; s < 6; ++s) {
+        ASSERT_EQ(reader->receive(m, deadline::after(10s)), io_status::ok) << s;
+        ASSERT_TRUE(m.payload == payload_for(2, s, s % 2 ? 100 : 70000))
+            << "message " << s << ": " << m.payload.size() << " bytes, starts "
+            << m.payload.substr(0, 12);
+    }
+    EXPECT_EQ(reader->receive(m, deadline::after(200ms)), io_status::timed_out);
+    auto st2 = next.wait(20s);
+    ASSERT_TRUE(st2);
+    EXPECT_TRUE(st2->success()) << st2->describe();
+}
+
 // ---- FIFO squatting ----------------------------------------------------------------------------
 
 TEST(FifoSquatting, RegularFileAtThePathIsRefused) {
