@@ -30,8 +30,7 @@ void throw_errno(std::string_view operation, std::string_view object) {
 
 void throw_error(int errno_value, std::string_view operation, std::string_view object,
                  std::string_view detail) {
-    throw error(std::error_code(errno_value, std::generic_category()), operation, object,
-                detail);
+    throw error(std::error_code(errno_value, std::generic_category()), operation, object, detail);
 }
 
 }  // namespace ipckit

@@ -46,10 +46,14 @@ std::optional<std::uint64_t> parse_u64(std::string_view s, int base = 10) {
     std::uint64_t v = 0;
     for (char c : s) {
         int d;
-        if (c >= '0' && c <= '9') d = c - '0';
-        else if (base == 16 && c >= 'a' && c <= 'f') d = c - 'a' + 10;
-        else if (base == 16 && c >= 'A' && c <= 'F') d = c - 'A' + 10;
-        else return std::nullopt;
+        if (c >= '0' && c <= '9')
+            d = c - '0';
+        else if (base == 16 && c >= 'a' && c <= 'f')
+            d = c - 'a' + 10;
+        else if (base == 16 && c >= 'A' && c <= 'F')
+            d = c - 'A' + 10;
+        else
+            return std::nullopt;
         if (d >= base) return std::nullopt;
         if (v > (std::numeric_limits<std::uint64_t>::max() - d) / base) return std::nullopt;
         v = v * base + d;
@@ -67,7 +71,17 @@ std::optional<std::int64_t> parse_i64(std::string_view s) {
 }
 
 // What each option accepts; `schemes` lists where it is allowed.
-enum class value_kind { create_mode, permissions, frame, size, uint, sint, sock_type, ring_mode, boolean };
+enum class value_kind {
+    create_mode,
+    permissions,
+    frame,
+    size,
+    uint,
+    sint,
+    sock_type,
+    ring_mode,
+    boolean
+};
 
 struct option_rule {
     std::string_view key;
@@ -79,7 +93,9 @@ const option_rule kRules[] = {
     {"create", {"fifo", "mq", "sysvmq", "unix", "shm"}, value_kind::create_mode},
     {"mode", {"fifo", "mq", "sysvmq", "unix", "shm"}, value_kind::permissions},
     {"frame", {"stdio", "fifo", "unix", "tcp"}, value_kind::frame},
-    {"max_message", {"stdio", "fifo", "mq", "sysvmq", "unix", "tcp", "udp", "shm"}, value_kind::size},
+    {"max_message",
+     {"stdio", "fifo", "mq", "sysvmq", "unix", "tcp", "udp", "shm"},
+     value_kind::size},
     {"maxmsg", {"mq"}, value_kind::uint},
     {"msgsize", {"mq"}, value_kind::size},
     {"priority", {"mq"}, value_kind::uint},
@@ -208,7 +224,8 @@ void parse_host_port(std::string_view text, std::size_t pos, std::string_view re
     std::size_t colon;
     if (rest[0] == '[') {
         auto close = rest.find(']');
-        if (close == std::string_view::npos) fail(text, pos, rest.size(), "unterminated '[' in IPv6 address");
+        if (close == std::string_view::npos)
+            fail(text, pos, rest.size(), "unterminated '[' in IPv6 address");
         u.host = std::string(rest.substr(1, close - 1));
         if (u.host.empty()) fail(text, pos, close + 1, "empty IPv6 address");
         if (close + 1 >= rest.size() || rest[close + 1] != ':')
@@ -237,10 +254,11 @@ void parse_host_port(std::string_view text, std::size_t pos, std::string_view re
 
 url_error::url_error(std::string_view url, std::size_t position, std::size_t length,
                      const std::string& reason)
-    : std::invalid_argument("bad URL " + quote(url) + ": " + reason +
-                            (position < url.size()
-                                 ? " (at " + quote(url.substr(position, std::max<std::size_t>(length, 1))) + ")"
-                                 : std::string(" (at the end)"))),
+    : std::invalid_argument(
+          "bad URL " + quote(url) + ": " + reason +
+          (position < url.size()
+               ? " (at " + quote(url.substr(position, std::max<std::size_t>(length, 1))) + ")"
+               : std::string(" (at the end)"))),
       position_(position),
       length_(length) {}
 
@@ -248,9 +266,12 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
     if (text.empty()) return std::nullopt;
     std::uint64_t mult = 1;
     char last = text.back();
-    if (last == 'k' || last == 'K') mult = 1ull << 10;
-    else if (last == 'M') mult = 1ull << 20;
-    else if (last == 'G') mult = 1ull << 30;
+    if (last == 'k' || last == 'K')
+        mult = 1ull << 10;
+    else if (last == 'M')
+        mult = 1ull << 20;
+    else if (last == 'G')
+        mult = 1ull << 30;
     if (mult != 1) text.remove_suffix(1);
     auto v = parse_u64(text);
     if (!v || *v > std::numeric_limits<std::uint64_t>::max() / mult) return std::nullopt;
@@ -270,7 +291,8 @@ url parse_url(std::string_view text) {
     static constexpr std::string_view kSchemes[] = {"stdio", "fifo", "mq",  "sysvmq",
                                                     "unix",  "tcp",  "udp", "shm"};
     bool known = false;
-    for (auto s : kSchemes) known = known || s == u.scheme;
+    for (auto s : kSchemes)
+        known = known || s == u.scheme;
     if (!known)
         fail(text, 0, colon,
              "unknown scheme " + quote(u.scheme) +
@@ -305,10 +327,15 @@ url parse_url(std::string_view text) {
                 k = parse_u64(body.substr(2), 16);
             else
                 k = parse_u64(body);
-            if (!k) fail(text, body_pos, body.size(), "key must be a number (decimal or 0x hex) or an absolute path");
-            if (*k == 0) fail(text, body_pos, body.size(), "key 0 is IPC_PRIVATE and cannot be named");
-            if (*k > 0xffffffffull) fail(text, body_pos, body.size(), "key does not fit in 32 bits");
-            u.sysv_key = static_cast<std::int64_t>(static_cast<std::int32_t>(static_cast<std::uint32_t>(*k)));
+            if (!k)
+                fail(text, body_pos, body.size(),
+                     "key must be a number (decimal or 0x hex) or an absolute path");
+            if (*k == 0)
+                fail(text, body_pos, body.size(), "key 0 is IPC_PRIVATE and cannot be named");
+            if (*k > 0xffffffffull)
+                fail(text, body_pos, body.size(), "key does not fit in 32 bits");
+            u.sysv_key = static_cast<std::int64_t>(
+                static_cast<std::int32_t>(static_cast<std::uint32_t>(*k)));
         }
     } else if (s == "unix") {
         if (body.empty()) fail(text, body_pos, 0, "socket path or @name is missing");
@@ -316,13 +343,14 @@ url parse_url(std::string_view text) {
             if (body.size() == 1) fail(text, body_pos, 1, "abstract name is empty after '@'");
             if (body.size() > kSunPathMax)
                 fail(text, body_pos, body.size(),
-                     "abstract name longer than " + std::to_string(kSunPathMax - 1) + " bytes (sun_path)");
+                     "abstract name longer than " + std::to_string(kSunPathMax - 1) +
+                         " bytes (sun_path)");
         } else {
             check_path(text, body_pos, body);
             if (body.size() >= kSunPathMax)
                 fail(text, body_pos, body.size(),
-                     "socket path is " + std::to_string(body.size()) + " bytes; sun_path holds at most " +
-                         std::to_string(kSunPathMax - 1));
+                     "socket path is " + std::to_string(body.size()) +
+                         " bytes; sun_path holds at most " + std::to_string(kSunPathMax - 1));
         }
         u.path = std::string(body);
     }

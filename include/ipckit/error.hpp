@@ -11,7 +11,7 @@ namespace ipckit {
 /// "<operation> <object>: <reason>", e.g. "mq_open /jobs: Permission denied";
 /// code() keeps the errno (std::generic_category) or another error code.
 class error : public std::system_error {
-public:
+  public:
     error(int errno_value, std::string_view operation, std::string_view object);
     error(std::error_code code, std::string_view operation, std::string_view object,
           std::string_view detail = {});
@@ -23,7 +23,7 @@ public:
     /// "<operation> <object>: <reason>[ (<detail>)]".
     const char* what() const noexcept override { return what_.c_str(); }
 
-private:
+  private:
     std::string operation_;
     std::string object_;
     std::string what_;
@@ -34,7 +34,7 @@ private:
 
 /// Throws ipckit::error for errno_value, appending detail to the reason
 /// (e.g. "Message too long (message is 9000 bytes, queue msgsize is 8192)").
-[[noreturn]] void throw_error(int errno_value, std::string_view operation,
-                              std::string_view object, std::string_view detail = {});
+[[noreturn]] void throw_error(int errno_value, std::string_view operation, std::string_view object,
+                              std::string_view detail = {});
 
 }  // namespace ipckit

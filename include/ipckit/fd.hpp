@@ -9,7 +9,7 @@ namespace ipckit {
 /// close() errors are ignored (EINTR must not be retried on Linux: the fd is
 /// already gone).
 class unique_fd {
-public:
+  public:
     unique_fd() noexcept = default;
     explicit unique_fd(int fd) noexcept : fd_(fd) {}
     unique_fd(const unique_fd&) = delete;
@@ -30,7 +30,7 @@ public:
     /// Closes the current fd (if any) and takes ownership of fd.
     void reset(int fd = -1) noexcept;
 
-private:
+  private:
     int fd_ = -1;
 };
 

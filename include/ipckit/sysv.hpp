@@ -17,7 +17,7 @@ namespace ipckit {
 
 /// A System V IPC key: a number, ftok(path, id), or IPC_PRIVATE.
 class sysv_key {
-public:
+  public:
     /// IPC_PRIVATE: a new object only this process (and its children) can find.
     static sysv_key private_key() noexcept { return sysv_key(0); }
     /// An explicit key (must not be 0 = IPC_PRIVATE).
@@ -32,7 +32,7 @@ public:
     /// "0x0000abcd" (as ipcs prints it) or "IPC_PRIVATE".
     std::string to_string() const;
 
-private:
+  private:
     explicit sysv_key(key_t k) noexcept : key_(k) {}
     key_t key_;
 };
@@ -64,7 +64,7 @@ std::size_t sysv_msg_max();
 /// until the queue is removed, and copying the handle is harmless. Messages
 /// carry a type (> 0) used for selective receive.
 class sysv_message_queue {
-public:
+  public:
     sysv_message_queue() noexcept = default;
 
     /// msgget(key, ...): create_only adds IPC_CREAT|IPC_EXCL, open_or_create
@@ -112,7 +112,7 @@ public:
     /// with EIDRM. Returns false if it was already gone.
     bool remove();
 
-private:
+  private:
     sysv_message_queue(int id, sysv_key key) noexcept : id_(id), key_(key) {}
     int id_ = -1;
     sysv_key key_ = sysv_key::private_key();
@@ -120,7 +120,7 @@ private:
 
 /// Removes a System V queue on scope exit (errors ignored).
 class sysv_msg_remover {
-public:
+  public:
     explicit sysv_msg_remover(int id) noexcept : id_(id) {}
     explicit sysv_msg_remover(const sysv_message_queue& q) noexcept : id_(q.id()) {}
     sysv_msg_remover(const sysv_msg_remover&) = delete;
@@ -128,7 +128,7 @@ public:
     ~sysv_msg_remover();
     void release() noexcept { id_ = -1; }
 
-private:
+  private:
     int id_;
 };
 

@@ -26,14 +26,14 @@ namespace ipckit {
 /// A URL that does not parse or validate. what() quotes the URL and points
 /// at the bad part: "bad URL 'fifo:tmp/x': path must be absolute (at 'tmp/x')".
 class url_error : public std::invalid_argument {
-public:
+  public:
     url_error(std::string_view url, std::size_t position, std::size_t length,
               const std::string& reason);
     /// Offset and length of the offending part inside the URL text.
     std::size_t position() const noexcept { return position_; }
     std::size_t length() const noexcept { return length_; }
 
-private:
+  private:
     std::size_t position_;
     std::size_t length_;
 };
@@ -56,8 +56,8 @@ struct url {
     /// sysvmq: the ftok path (empty when key is set).
     std::string path;
     std::optional<std::int64_t> sysv_key;  ///< sysvmq:KEY (decimal or 0x hex)
-    std::string host;                       ///< tcp/udp: name or address, without brackets
-    std::uint16_t port = 0;                 ///< tcp/udp
+    std::string host;                      ///< tcp/udp: name or address, without brackets
+    std::uint16_t port = 0;                ///< tcp/udp
     std::map<std::string, std::string, std::less<>> params;  ///< validated ?k=v options
 
     /// The raw option value, if present.

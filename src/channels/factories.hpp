@@ -8,8 +8,7 @@
 
 namespace ipckit::detail {
 
-using channel_factory = std::unique_ptr<channel> (*)(const url&, channel_role,
-                                                     const open_options&);
+using channel_factory = std::unique_ptr<channel> (*)(const url&, channel_role, const open_options&);
 
 std::unique_ptr<channel> open_stdio_channel(const url&, channel_role, const open_options&);
 std::unique_ptr<channel> open_fifo_channel(const url&, channel_role, const open_options&);

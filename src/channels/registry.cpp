@@ -42,9 +42,12 @@ std::unique_ptr<channel> open_channel(std::string_view text, channel_role role,
 
 const char* to_string(io_status s) noexcept {
     switch (s) {
-        case io_status::ok: return "ok";
-        case io_status::timed_out: return "timed out";
-        case io_status::closed: return "closed";
+        case io_status::ok:
+            return "ok";
+        case io_status::timed_out:
+            return "timed out";
+        case io_status::closed:
+            return "closed";
     }
     return "?";
 }

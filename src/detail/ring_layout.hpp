@@ -15,7 +15,7 @@ namespace ipckit {
 
 inline constexpr std::size_t ring_cache_line = 64;
 inline constexpr std::uint64_t ring_magic = 0x31474e49524b5049ull;  // "IPKRING1" little-endian
-inline constexpr std::uint32_t ring_version = 2;  // 2: spsc records carry a stamp
+inline constexpr std::uint32_t ring_version = 2;                    // 2: spsc records carry a stamp
 inline constexpr std::size_t ring_max_peers = 16;
 inline constexpr std::size_t ring_min_spsc_capacity = 64;
 inline constexpr std::size_t ring_max_capacity = std::size_t{1} << 40;
