@@ -11,6 +11,8 @@ packages=(
   libfmt-dev libcli11-dev nlohmann-json3-dev
   # tests, fuzzing (clang + libFuzzer runtime), benchmarks
   googletest libgtest-dev clang libclang-rt-14-dev libbenchmark-dev
+  # layout check (.clang-format)
+  clang-format
   # benchmark peers: Boost.Interprocess, ZeroMQ
   libboost-dev libzmq3-dev
   # programs the tests talk to: nc, socat, kill --queue, ps, headless browser

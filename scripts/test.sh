@@ -1,23 +1,29 @@
 #!/usr/bin/env bash
 # Installs dependencies, builds and runs every test:
+#   0. layout: every C/C++ source matches .clang-format
 #   1. release build, all CTest tests (unit, integration, cli, examples)
 #   2. ASan+UBSan build, all CTest tests
 #   3. TSan build, the ring/sync/shm tests (label tsan)
 #   4. clang 14 build of everything, unit tests (the code must build with both)
 #   5. libFuzzer (clang) build, a short run of every fuzz target
-# Usage: scripts/test.sh [release|asan|tsan|clang|fuzz ...]   (default: all five)
+# Usage: scripts/test.sh [format|release|asan|tsan|clang|fuzz ...]   (default: all six)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 
 stages=("$@")
-[ ${#stages[@]} -eq 0 ] && stages=(release asan tsan clang fuzz)
+[ ${#stages[@]} -eq 0 ] && stages=(format release asan tsan clang fuzz)
 fuzz_seconds=${IPCKIT_FUZZ_SECONDS:-30}
 
 step() { printf '\n== %s ==\n' "$*"; }
 
 for stage in "${stages[@]}"; do
   case "$stage" in
+    format)
+      step "format: clang-format --dry-run"
+      find include src tools tests examples bench -name '*.[ch]pp' -o -name '*.[ch]' |
+        sort | xargs clang-format --dry-run --Werror
+      ;;
     release|asan)
       step "$stage: build"
       cmake --preset "$stage" >/dev/null
@@ -56,7 +62,7 @@ for stage in "${stages[@]}"; do
       done
       ;;
     *)
-      echo "test.sh: unknown stage '$stage' (release, asan, tsan, clang, fuzz)" >&2
+      echo "test.sh: unknown stage '$stage' (format, release, asan, tsan, clang, fuzz)" >&2
       exit 2
       ;;
   esac
