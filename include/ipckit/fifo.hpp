@@ -9,10 +9,11 @@
 // Several writers, one reader: a write of at most PIPE_BUF (4096) bytes is
 // atomic. ipckit's fifo: channel sends a frame up to PIPE_BUF in one write
 // and a larger one as chunk records of at most PIPE_BUF, each one write, that
-// the reader reassembles per writer: frames never interleave, and a writer
-// killed mid-frame leaves nothing torn behind. With ?frame=line, lines
-// longer than PIPE_BUF are written under flock(LOCK_EX). Writers that are not
-// ipckit (echo, cat) must keep their lines below PIPE_BUF.
+// the reader reassembles per writer (writers take turns for large messages,
+// under flock within the send deadline): frames never interleave, and a
+// writer killed mid-frame leaves nothing torn behind. With ?frame=line or
+// raw, writes longer than PIPE_BUF are made under flock(LOCK_EX). Writers
+// that are not ipckit (echo, cat) must keep their lines below PIPE_BUF.
 #pragma once
 
 #include <optional>

@@ -3,12 +3,15 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 #include "detail/syscall.hpp"
 #include "ipckit/error.hpp"
@@ -75,10 +78,32 @@ std::uint32_t get_u32(const unsigned char* in) noexcept {
     return v;
 }
 
-// Distinguishes this process's channels in chunk writer ids.
-std::uint32_t next_writer_serial() noexcept {
-    static std::atomic<std::uint32_t> serial{0};
-    return serial.fetch_add(1, std::memory_order_relaxed);
+// A chunk writer id: 64 random bits, so that writers in other pid
+// namespaces, or other copies of this library, never share one.
+std::uint64_t random_writer_id() noexcept {
+    std::uint64_t id = 0;
+    if (::getrandom(&id, sizeof id, GRND_NONBLOCK) == static_cast<ssize_t>(sizeof id)) return id;
+    // No entropy yet (early boot): time, pid and a counter, mixed.
+    static std::atomic<std::uint64_t> counter{0};
+    id = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+    id ^=
+        static_cast<std::uint64_t>(::getpid()) << 40 ^ counter.fetch_add(1) * 0x9e3779b97f4a7c15ull;
+    id ^= id >> 31;
+    return id * 0xbf58476d1ce4e5b9ull;
+}
+
+// flock(LOCK_EX) that gives up at the deadline. flock() itself cannot time
+// out, so a contended lock is retried with short sleeps (at most 1 ms apart).
+io_outcome lock_exclusive(int fd, const deadline& until, std::string_view object) {
+    std::chrono::microseconds pause{20};
+    for (;;) {
+        if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return io_outcome::ok;
+        if (errno == EINTR) continue;
+        if (errno != EWOULDBLOCK) throw_errno("flock", object);
+        if (until.expired()) return io_outcome::timed_out;
+        std::this_thread::sleep_for(std::min<std::chrono::nanoseconds>(pause, until.remaining()));
+        pause = std::min<std::chrono::microseconds>(pause * 2, std::chrono::milliseconds(1));
+    }
 }
 
 }  // namespace
@@ -115,8 +140,9 @@ chunk_header decode_chunk_header(const unsigned char in[chunk_header_size]) noex
     return h;
 }
 
-frame_decoder::frame_decoder(framing mode, std::size_t max_message, std::string name)
-    : mode_(mode), max_(max_message), name_(std::move(name)) {}
+frame_decoder::frame_decoder(framing mode, std::size_t max_message, std::string name,
+                             bool accept_chunks)
+    : mode_(mode), max_(max_message), name_(std::move(name)), accept_chunks_(accept_chunks) {}
 
 std::size_t frame_decoder::feed(const char* data, std::size_t size) {
     if (ready_) return 0;
@@ -159,7 +185,8 @@ std::size_t frame_decoder::feed(const char* data, std::size_t size) {
             header_got_ += n;
             used += n;
             if (header_got_ < header_need_) break;
-            if (header_need_ == frame_header_size && decode_frame_header(header_) == chunk_marker) {
+            if (accept_chunks_ && header_need_ == frame_header_size &&
+                decode_frame_header(header_) == chunk_marker) {
                 header_need_ = chunk_header_size;  // a chunk record: read the rest of its header
                 continue;
             }
@@ -214,18 +241,15 @@ void frame_decoder::begin_chunk() {
                            [&](const assembly& a) { return a.writer == h.writer; });
     if (h.offset == 0) {
         // A new message. Whatever this writer had in progress was given up
-        // (its send timed out, or a process with a reused pid started over).
+        // (its send timed out). Nothing is reserved for the announced total:
+        // the assembly grows as pieces arrive, so memory follows bytes sent.
         if (it == assemblies_.end()) {
-            if (assemblies_.size() == max_chunk_assemblies)
-                assemblies_.erase(std::min_element(
-                    assemblies_.begin(), assemblies_.end(),
-                    [](const assembly& a, const assembly& b) { return a.last_use < b.last_use; }));
+            if (assemblies_.size() == max_chunk_assemblies) evict_least_recent(assemblies_.size());
             assemblies_.push_back({h.writer, h.total, 0, {}});
             it = assemblies_.end() - 1;
         }
         it->total = h.total;
         it->data.clear();
-        grow_exact(it->data, h.total);
     } else if (it == assemblies_.end()) {
         return;  // its start was evicted or never seen: skip
     } else if (it->total != h.total || it->data.size() != h.offset) {
@@ -236,12 +260,45 @@ void frame_decoder::begin_chunk() {
     piece_target_ = it - assemblies_.begin();
 }
 
+// Drops the least recently extended assembly other than the one at `keep`
+// (an index; assemblies_.size() keeps none).
+void frame_decoder::evict_least_recent(std::size_t keep) {
+    auto victim = assemblies_.end();
+    for (auto it = assemblies_.begin(); it != assemblies_.end(); ++it)
+        if (static_cast<std::size_t>(it - assemblies_.begin()) != keep &&
+            (victim == assemblies_.end() || it->last_use < victim->last_use))
+            victim = it;
+    if (victim != assemblies_.end()) assemblies_.erase(victim);
+}
+
+// Grows assembly `target` to hold `needed` bytes (doubling, capped at its
+// total), evicting others while the budget would be exceeded.
+void frame_decoder::make_room(std::size_t target, std::size_t needed) {
+    if (needed <= assemblies_[target].data.capacity()) return;
+    const std::size_t want = std::min<std::size_t>(
+        assemblies_[target].total, std::max(2 * assemblies_[target].data.capacity(), needed));
+    const std::size_t budget = chunk_budget_messages * std::max(max_, chunk_piece_max);
+    const std::uint64_t writer = assemblies_[target].writer;
+    while (assemblies_.size() > 1 &&
+           assembly_capacity() - assemblies_[target].data.capacity() + want > budget) {
+        evict_least_recent(target);
+        target = static_cast<std::size_t>(
+            std::find_if(assemblies_.begin(), assemblies_.end(),
+                         [&](const assembly& a) { return a.writer == writer; }) -
+            assemblies_.begin());
+    }
+    grow_exact(assemblies_[target].data, want);
+    piece_target_ = static_cast<long>(target);
+}
+
 void frame_decoder::append_piece(const char* data, std::size_t n) {
     piece_left_ -= n;
     if (piece_target_ < 0) {
         in_piece_ = piece_left_ > 0;
         return;
     }
+    make_room(static_cast<std::size_t>(piece_target_),
+              assemblies_[static_cast<std::size_t>(piece_target_)].data.size() + n);
     auto it = assemblies_.begin() + piece_target_;
     it->data.append(data, n);
     if (piece_left_ > 0) return;
@@ -317,10 +374,14 @@ stream_channel::stream_channel(std::string name, unique_fd read_fd, unique_fd wr
       owned_write_(std::move(write_fd)),
       read_fd_(owned_read_.get()),
       write_fd_(owned_write_.get()),
-      decoder_(options.frame, options.max_message, name_),
-      writer_serial_(next_writer_serial()) {
-    if (read_fd_ >= 0) read_kind_ = kind_of(read_fd_);
-    if (write_fd_ >= 0) write_kind_ = kind_of(write_fd_);
+      read_kind_(read_fd_ >= 0 ? kind_of(read_fd_) : fd_kind::unknown),
+      write_kind_(write_fd_ >= 0 ? kind_of(write_fd_) : fd_kind::unknown),
+      decoder_(options.frame, options.max_message, name_, read_kind_ == fd_kind::pipe) {
+    if (options_.frame == framing::length && options_.max_message > max_framed_message)
+        throw_error(EINVAL, "open", name_,
+                    "max_message " + std::to_string(options_.max_message) +
+                        " does not fit a frame header (at most " +
+                        std::to_string(max_framed_message) + ")");
     if (options_.make_nonblocking) {
         // The read end blocks: a receive without deadline is then one read(2),
         // and one with a deadline polls first. The write end of a pipe/FIFO
@@ -371,12 +432,13 @@ io_status stream_channel::send(std::string_view payload, const deadline& until,
 
     if (options_.chunk_large_frames && options_.frame == framing::length && total > PIPE_BUF)
         return send_chunked(payload, until);
-    // A short line is one atomic write, but it could still land *between* the
-    // partial writes of another writer's long line, which only held LOCK_EX
-    // against other long lines: short lines take LOCK_SH (they do not exclude
-    // each other, their writes are atomic) and long lines LOCK_EX.
+    // Lines and raw writes cannot be chunked. A short one is one atomic
+    // write, but it could still land *between* the partial writes of another
+    // writer's long one, which only held LOCK_EX against other long ones:
+    // short writes take LOCK_SH (they do not exclude each other, their
+    // writes are atomic) and long ones LOCK_EX.
     std::optional<flock_guard> lock;
-    if (options_.lock_long_lines && options_.frame == framing::line)
+    if (options_.lock_large_writes && options_.frame != framing::length)
         lock.emplace(write_fd_, total > PIPE_BUF ? LOCK_EX : LOCK_SH, name_);
 
     io_outcome r;
@@ -419,11 +481,25 @@ io_status stream_channel::send_chunked(std::string_view payload, const deadline&
     auto bytes = [](const void* p, std::size_t n) {
         return std::as_bytes(std::span(static_cast<const char*>(p), n));
     };
+    // A forked child sending on an inherited channel is another writer.
+    if (const int pid = ::getpid(); pid != writer_pid_) {
+        writer_pid_ = pid;
+        writer_id_ = random_writer_id();
+    }
+    if (options_.lock_large_writes) {
+        if (lock_exclusive(write_fd_, until, name_) == io_outcome::timed_out)
+            return io_status::timed_out;
+    }
+    struct unlock_at_exit {
+        int fd;
+        ~unlock_at_exit() {
+            if (fd >= 0) ::flock(fd, LOCK_UN);
+        }
+    } unlock{options_.lock_large_writes ? write_fd_ : -1};
+
     chunk_header h;
     h.total = static_cast<std::uint32_t>(payload.size());
-    // The pid is read per message: a forked child sending on an inherited
-    // channel is a different writer.
-    h.writer = static_cast<std::uint64_t>(::getpid()) << 32 | writer_serial_;
+    h.writer = writer_id_;
     unsigned char hdr[chunk_header_size];
     for (std::size_t offset = 0; offset < payload.size(); offset += h.length) {
         h.offset = static_cast<std::uint32_t>(offset);

@@ -25,24 +25,29 @@ void encode_frame_header(std::uint32_t n, unsigned char out[frame_header_size]) 
 std::uint32_t decode_frame_header(const unsigned char in[frame_header_size]) noexcept;
 
 /// Chunk records: how a length-framed message larger than PIPE_BUF crosses a
-/// FIFO shared by several writers. Each record is at most PIPE_BUF bytes and
-/// goes out in one write(2), which the kernel never splits or interleaves;
-/// records of different writers may alternate and the decoder reassembles
-/// each writer's message apart. A writer that dies or times out mid-message
-/// leaves an incomplete assembly that is never delivered (dropped when that
-/// writer starts its next message, or evicted), instead of a torn stream.
+/// pipe or FIFO that several writers share. Each record is at most PIPE_BUF
+/// bytes and goes out in one write(2), which the kernel never splits or
+/// interleaves; records of different writers may alternate and the decoder
+/// reassembles each writer's message apart. A writer that dies or times out
+/// mid-message leaves an incomplete assembly that is never delivered
+/// (dropped when that writer starts its next message, or evicted) instead of
+/// a torn stream. Only decoders reading a pipe or FIFO accept them.
 ///
 /// Layout (little-endian): u32 chunk_marker, u32 total message length,
-/// u64 writer id (pid << 32 | per-process channel serial), u32 offset of
-/// this piece, u32 length of this piece, then the piece.
+/// u64 writer id (random, drawn per channel and process), u32 offset of this
+/// piece, u32 length of this piece, then the piece.
 inline constexpr std::uint32_t chunk_marker = 0xffffffff;  // never a valid length
 inline constexpr std::size_t chunk_header_size = 24;
 inline constexpr std::size_t chunk_record_max = 4096;  // PIPE_BUF on Linux
 inline constexpr std::size_t chunk_piece_max = chunk_record_max - chunk_header_size;
-/// Messages a decoder reassembles at once (one per writer); past that the
-/// least recently extended one is dropped. Bounds memory to this many
-/// max_message buffers.
-inline constexpr std::size_t max_chunk_assemblies = 16;
+/// Largest max_message a length-framed stream can carry: a longer length
+/// would not fit the header, and 0xffffffff is the chunk marker.
+inline constexpr std::size_t max_framed_message = 0xfffffffe;
+/// Incomplete messages a decoder holds at once (one per writer), and the
+/// bytes they may hold together (this many times max_message). Past either,
+/// the least recently extended one is dropped (and that message lost).
+inline constexpr std::size_t max_chunk_assemblies = 64;
+inline constexpr std::size_t chunk_budget_messages = 4;
 
 struct chunk_header {
     std::uint32_t total = 0;
@@ -58,10 +63,14 @@ chunk_header decode_chunk_header(const unsigned char in[chunk_header_size]) noex
 /// and framing::line: feed any chunking of the stream, get the same
 /// messages. A header announcing more than max_message throws
 /// ipckit::error(EMSGSIZE) before any allocation; a malformed chunk record
-/// throws EPROTO.
+/// throws EPROTO. Chunk assemblies grow as their pieces arrive (never by the
+/// announced total), within max_chunk_assemblies and the byte budget.
 class frame_decoder {
   public:
-    frame_decoder(framing mode, std::size_t max_message, std::string name);
+    /// accept_chunks: the stream is a pipe or FIFO whose writers may send
+    /// chunk records; elsewhere the marker is an oversized length (EMSGSIZE).
+    frame_decoder(framing mode, std::size_t max_message, std::string name,
+                  bool accept_chunks = false);
 
     /// Consumes up to data.size() bytes; stops after completing one message
     /// (then message_ready() is true). Returns the bytes consumed.
@@ -87,8 +96,8 @@ class frame_decoder {
     /// have.size() payload bytes the caller already read into `have` (which
     /// gets the decoder's spare buffer back).
     void adopt_payload(std::string& have, std::size_t expected);
-    /// Bytes reserved by incomplete chunk assemblies (bounded by
-    /// max_chunk_assemblies * max_message).
+    /// Bytes reserved by incomplete chunk assemblies (at most
+    /// chunk_budget_messages * max_message).
     std::size_t assembly_capacity() const noexcept;
 
   private:
@@ -100,10 +109,13 @@ class frame_decoder {
     };
     void begin_chunk();
     void append_piece(const char* data, std::size_t n);
+    void make_room(std::size_t target, std::size_t needed);
+    void evict_least_recent(std::size_t keep);
 
     framing mode_;
     std::size_t max_;
     std::string name_;
+    bool accept_chunks_;
     unsigned char header_[chunk_header_size]{};
     std::size_t header_got_ = 0;
     std::size_t header_need_ = frame_header_size;  // chunk_header_size after a marker
@@ -128,14 +140,19 @@ struct stream_options {
     /// O_NONBLOCK (a socket stays blocking and sends with MSG_DONTWAIT). Off
     /// for stdio, whose file descriptions are shared with the terminal.
     bool make_nonblocking = true;
-    /// FIFOs shared by several writers, framing::length: a frame larger than
-    /// PIPE_BUF is sent as chunk records (see chunk_header), so frames never
-    /// interleave and a writer dying mid-frame tears nothing.
+    /// Pipes and FIFOs shared by several writers, framing::length: a frame
+    /// larger than PIPE_BUF is sent as chunk records (see chunk_header), so
+    /// frames never interleave and a writer dying mid-frame tears nothing.
     bool chunk_large_frames = false;
-    /// The same for framing::line, whose lines cannot be chunked: a line
-    /// longer than PIPE_BUF is written under flock(LOCK_EX) on the write fd,
-    /// shorter ones under LOCK_SH (so none lands inside a long one).
-    bool lock_long_lines = false;
+    /// FIFOs, whose writers each open them (flock() cannot separate
+    /// processes sharing one open file description, as after fork):
+    /// framing::length holds flock(LOCK_EX) while sending chunk records, so
+    /// ipckit writers finish one large message at a time and the reader
+    /// holds one incomplete message, not one per writer (waiting for the lock
+    /// honours the deadline). framing::line and raw, which cannot be
+    /// chunked: a write longer than PIPE_BUF under LOCK_EX, shorter ones
+    /// under LOCK_SH (so none lands inside a long one).
+    bool lock_large_writes = false;
 };
 
 /// A channel over a read fd and a write fd (either may be absent, or both the
@@ -194,7 +211,8 @@ class stream_channel final : public channel {
     std::size_t in_begin_ = 0, in_end_ = 0;
     bool eof_ = false;
     std::string sendbuf_;
-    std::uint32_t writer_serial_;  // low half of this channel's chunk writer id
+    std::uint64_t writer_id_ = 0;  // chunk writer id, drawn for writer_pid_
+    int writer_pid_ = 0;
     std::function<void()> cleanup_;
 };
 

@@ -72,7 +72,10 @@ void disarm_socket_timeout(int fd, int option, long long& current_us) {
 
 fd_kind kind_of(int fd) noexcept {
     struct stat st {};
-    return ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) ? fd_kind::socket : fd_kind::other;
+    if (::fstat(fd, &st) != 0) return fd_kind::other;
+    return S_ISSOCK(st.st_mode)   ? fd_kind::socket
+           : S_ISFIFO(st.st_mode) ? fd_kind::pipe
+                                  : fd_kind::other;
 }
 
 io_outcome wait_readable(int fd, const deadline& until, std::string_view object) {

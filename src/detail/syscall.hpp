@@ -34,7 +34,7 @@ io_outcome wait_readable(int fd, const deadline& until, std::string_view object)
 io_outcome wait_writable(int fd, const deadline& until, std::string_view object);
 
 /// What kind of descriptor a write goes to; `unknown` costs an fstat per call.
-enum class fd_kind { unknown, socket, other };
+enum class fd_kind { unknown, socket, pipe, other };  // pipe: a pipe or FIFO
 fd_kind kind_of(int fd) noexcept;
 
 /// The SO_RCVTIMEO / SO_SNDTIMEO a blocking socket currently has, kept by its

@@ -3,7 +3,8 @@
 // assemblies than max_chunk_assemblies of that size), and gives the same
 // messages (and the same EMSGSIZE verdict) whatever the chunking of the input.
 //
-// Input layout: byte 0 = framing (mod 3), bytes 1-2 = max_message (1..65536),
+// Input layout: byte 0 = framing (mod 3; bit 7 set: a pipe reader, which
+// accepts chunk records), bytes 1-2 = max_message (1..65536),
 // byte 3 = seed for random chunk sizes, the rest = the stream.
 #include <cerrno>
 #include <cstddef>
@@ -31,8 +32,9 @@ void check(bool ok) {
 }
 
 template <class NextChunk>
-outcome decode(framing mode, std::size_t max, const std::string& stream, NextChunk next) {
-    frame_decoder d(mode, max, "fuzz");
+outcome decode(framing mode, std::size_t max, bool chunks, const std::string& stream,
+               NextChunk next) {
+    frame_decoder d(mode, max, "fuzz", chunks);
     outcome out;
     std::string msg;
     std::size_t pos = 0;
@@ -46,8 +48,8 @@ outcome decode(framing mode, std::size_t max, const std::string& stream, NextChu
                 // Bounded memory: the buffer being filled never exceeds max. (libstdc++
                 // rounds tiny requests up to twice its 15-byte inline buffer.)
                 check(d.partial().capacity() <= std::max<std::size_t>(max, 30));
-                check(d.assembly_capacity() <=
-                      ipckit::detail::max_chunk_assemblies * std::max<std::size_t>(max, 30));
+                check(d.assembly_capacity() <= ipckit::detail::chunk_budget_messages *
+                                                   std::max(max, ipckit::detail::chunk_piece_max));
                 if (d.message_ready()) {
                     d.take(msg);
                     check(msg.size() <= max);
@@ -74,14 +76,15 @@ outcome decode(framing mode, std::size_t max, const std::string& stream, NextChu
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     if (size < 4) return 0;
-    const framing mode = static_cast<framing>(data[0] % 3);
+    const framing mode = static_cast<framing>((data[0] & 0x7f) % 3);
+    const bool chunks = (data[0] & 0x80) != 0;
     const std::size_t max = 1 + (static_cast<std::size_t>(data[1]) << 8 | data[2]);
     std::uint32_t seed = data[3] * 2654435761u + 1;
     const std::string stream(reinterpret_cast<const char*>(data + 4), size - 4);
 
-    auto whole = decode(mode, max, stream, [&] { return stream.size(); });
-    auto bytewise = decode(mode, max, stream, [] { return std::size_t{1}; });
-    auto random = decode(mode, max, stream, [&] {
+    auto whole = decode(mode, max, chunks, stream, [&] { return stream.size(); });
+    auto bytewise = decode(mode, max, chunks, stream, [] { return std::size_t{1}; });
+    auto random = decode(mode, max, chunks, stream, [&] {
         seed = seed * 1103515245u + 12345u;
         return std::size_t{(seed >> 16) % 97};  // 0 included: empty reads are harmless
     });

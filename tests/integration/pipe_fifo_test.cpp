@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -117,6 +118,47 @@ TEST(PipeIntegration, ChildToParent) {
     auto st = child.wait(20s);
     ASSERT_TRUE(st);
     EXPECT_TRUE(st->success()) << st->describe();
+}
+
+TEST(PipeIntegration, ForkedProcessesShareOneWriterForLargeMessages) {
+    // The children inherit the same writer channel (one open file description,
+    // one channel object copied by fork): their large messages still arrive
+    // whole, because each process's chunk records carry its own writer id.
+    auto pc = make_pipe_channels();
+    // The parent sends a large message first, so the channel the children
+    // copy has already picked its writer id: each child must draw its own.
+    ASSERT_EQ(pc.writer->send(payload_for(99, 0, 50000), deadline::after(10s)), io_status::ok);
+    constexpr int kWriters = 8, kEach = 4;
+    std::vector<std::unique_ptr<test::forked_child>> writers;
+    for (int w = 0; w < kWriters; ++w)
+        writers.push_back(std::make_unique<test::forked_child>([&, w] {
+            pc.reader.reset();
+            for (int s = 0; s < kEach; ++s)
+                if (pc.writer->send(payload_for(w, s, 100000 + s), deadline::after(30s)) !=
+                    io_status::ok)
+                    return 1;
+            return 0;
+        }));
+    pc.writer.reset();
+    std::map<int, int> next_seq;
+    message m;
+    ASSERT_EQ(pc.reader->receive(m, deadline::after(30s)), io_status::ok);
+    ASSERT_TRUE(m.payload == payload_for(99, 0, 50000));
+    for (int i = 0; i < kWriters * kEach; ++i) {
+        ASSERT_EQ(pc.reader->receive(m, deadline::after(30s)), io_status::ok) << "message " << i;
+        int w = -1, s = -1;
+        ASSERT_EQ(std::sscanf(m.payload.c_str(), "w%d s%d", &w, &s), 2) << "message " << i;
+        ASSERT_TRUE(w >= 0 && w < kWriters) << w;
+        ASSERT_EQ(s, next_seq[w]) << "writer " << w;
+        ASSERT_TRUE(m.payload == payload_for(w, s, 100000 + s)) << "writer " << w << " seq " << s;
+        ++next_seq[w];
+    }
+    EXPECT_EQ(pc.reader->receive(m, deadline::after(10s)), io_status::closed);
+    for (auto& w : writers) {
+        auto st = w->wait(30s);
+        ASSERT_TRUE(st);
+        EXPECT_TRUE(st->success()) << st->describe();
+    }
 }
 
 TEST(FifoIntegration, WriterProcessToReader) {
@@ -268,6 +310,72 @@ TEST(FifoIntegration, WriterKilledMidLargeFrameTearsNothingForTheNextWriters) {
     auto st2 = next.wait(20s);
     ASSERT_TRUE(st2);
     EXPECT_TRUE(st2->success()) << st2->describe();
+}
+
+TEST(FifoIntegration, ManyWritersWithLargeMessagesAllArrive) {
+    // More writers than the reader keeps incomplete messages for, all sending
+    // large messages at once: ipckit fifo: writers take turns (flock) for
+    // large messages, so every one arrives whole.
+    std::string path = test::unique_path("ipckit-fifo-crowd");
+    fifo_remover rm(path);
+    auto reader = open_channel("fifo:" + path, channel_role::receiver);
+    constexpr int kWriters = 24, kEach = 4;
+    std::vector<std::unique_ptr<test::forked_child>> writers;
+    for (int w = 0; w < kWriters; ++w)
+        writers.push_back(std::make_unique<test::forked_child>([&, w] {
+            (void)reader.release();  // see WriterProcessToReader
+            open_options o;
+            o.open_deadline = deadline::after(10s);
+            auto ch = open_channel("fifo:" + path, channel_role::sender, o);
+            for (int s = 0; s < kEach; ++s)
+                if (ch->send(payload_for(w, s, 200000), deadline::after(30s)) != io_status::ok)
+                    return 1;
+            return 0;
+        }));
+    std::map<int, int> next_seq;
+    message m;
+    for (int i = 0; i < kWriters * kEach; ++i) {
+        ASSERT_EQ(reader->receive(m, deadline::after(30s)), io_status::ok) << "message " << i;
+        int w = -1, s = -1;
+        ASSERT_EQ(std::sscanf(m.payload.c_str(), "w%d s%d", &w, &s), 2) << "message " << i;
+        ASSERT_TRUE(w >= 0 && w < kWriters) << w;
+        ASSERT_EQ(s, next_seq[w]) << "writer " << w;
+        ASSERT_TRUE(m.payload == payload_for(w, s, 200000)) << "writer " << w << " seq " << s;
+        ++next_seq[w];
+    }
+    for (auto& w : writers) {
+        auto st = w->wait(30s);
+        ASSERT_TRUE(st);
+        EXPECT_TRUE(st->success()) << st->describe();
+    }
+}
+
+TEST(FifoIntegration, WaitingForAnotherLargeMessageHonoursTheDeadline) {
+    std::string path = test::unique_path("ipckit-fifo-turn");
+    fifo_remover rm(path);
+    auto reader = open_channel("fifo:" + path, channel_role::receiver);
+    open_options o;
+    o.open_deadline = deadline::after(10s);
+    auto writer = open_channel("fifo:" + path, channel_role::sender, o);
+    // Another writer is in the middle of a large message (holds the lock).
+    auto other = open_fifo_writer(path, deadline::after(10s));
+    ASSERT_TRUE(other);
+    ASSERT_EQ(::flock(other->get(), LOCK_EX), 0);
+    const std::string big = payload_for(3, 0, 100000);
+    auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(writer->send(big, deadline::after(200ms)), io_status::timed_out);
+    auto waited = std::chrono::steady_clock::now() - t0;
+    EXPECT_GE(waited, 200ms);
+    EXPECT_LT(waited, 5s);
+    // Small messages need no turn.
+    EXPECT_EQ(writer->send("small", deadline::after(1s)), io_status::ok);
+    ASSERT_EQ(::flock(other->get(), LOCK_UN), 0);
+    EXPECT_EQ(writer->send(big, deadline::after(10s)), io_status::ok);
+    message m;
+    ASSERT_EQ(reader->receive(m, deadline::after(5s)), io_status::ok);
+    EXPECT_EQ(m.payload, "small");  // nothing of the timed-out message came first
+    ASSERT_EQ(reader->receive(m, deadline::after(5s)), io_status::ok);
+    EXPECT_TRUE(m.payload == big);
 }
 
 // ---- FIFO squatting ----------------------------------------------------------------------------

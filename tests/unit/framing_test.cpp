@@ -46,9 +46,9 @@ std::string header(std::uint32_t n) {
 // Feeds stream in chunks whose sizes come from next_chunk() (as successive
 // read()s would deliver them) and returns every message, in order.
 std::vector<std::string> decode(framing mode, std::size_t max, const std::string& stream,
-                                const std::function<std::size_t()>& next_chunk,
-                                bool at_eof = true) {
-    frame_decoder d(mode, max, "test");
+                                const std::function<std::size_t()>& next_chunk, bool at_eof = true,
+                                bool accept_chunks = false) {
+    frame_decoder d(mode, max, "test", accept_chunks);
     std::vector<std::string> out;
     std::string msg;
     std::size_t pos = 0;
@@ -324,6 +324,12 @@ std::string record(std::uint64_t writer, std::uint32_t total, std::uint32_t offs
     return std::string(reinterpret_cast<const char*>(hdr), sizeof hdr) + std::string(length, 'r');
 }
 
+// What a pipe/FIFO reader decodes from `stream` delivered in one piece.
+std::vector<std::string> decode_pipe(std::size_t max, const std::string& stream) {
+    return decode(
+        framing::length, max, stream, [&] { return stream.size(); }, true, true);
+}
+
 std::string patterned_text(std::size_t n, int seed) {
     std::string s(n, '\0');
     for (std::size_t i = 0; i < n; ++i)
@@ -367,11 +373,13 @@ TEST(ChunkRecords, InterleavedWritersAndPlainFramesAnyChunking) {
         stream += frame(small);
         want.push_back(small);
     }
-    EXPECT_EQ(decode_whole(framing::length, 1 << 20, stream), want);
+    EXPECT_EQ(decode_pipe(1 << 20, stream), want);
     std::mt19937 rng(7);
     for (int round = 0; round < 20; ++round) {
         std::size_t limit = 1 + rng() % 6000;
-        ASSERT_EQ(decode(framing::length, 1 << 20, stream, [&] { return rng() % limit; }), want)
+        ASSERT_EQ(decode(
+                      framing::length, 1 << 20, stream, [&] { return rng() % limit; }, true, true),
+                  want)
             << "round " << round;
     }
 }
@@ -383,7 +391,7 @@ TEST(ChunkRecords, AbandonedMessageIsDroppedWhenItsWriterStartsOver) {
     auto second = chunk_records(5, patterned_text(10000, 2));
     for (const auto& r : second)
         stream += r;
-    EXPECT_EQ(decode_whole(framing::length, 1 << 20, stream),
+    EXPECT_EQ(decode_pipe(1 << 20, stream),
               (std::vector<std::string>{"other writer", patterned_text(10000, 2)}));
 }
 
@@ -391,18 +399,18 @@ TEST(ChunkRecords, GapsAndOrphansAreSkippedNotDelivered) {
     auto recs = chunk_records(9, patterned_text(20000, 3));
     // Record 2 is missing: the message cannot complete and is never delivered.
     std::string gap = recs[0] + recs[1] + recs[3] + recs[4] + frame("after");
-    EXPECT_EQ(decode_whole(framing::length, 1 << 20, gap), std::vector<std::string>{"after"});
+    EXPECT_EQ(decode_pipe(1 << 20, gap), std::vector<std::string>{"after"});
     // Records whose start was never seen (the reader came late).
     std::string orphan = recs[3] + recs[4] + frame("after");
-    EXPECT_EQ(decode_whole(framing::length, 1 << 20, orphan), std::vector<std::string>{"after"});
+    EXPECT_EQ(decode_pipe(1 << 20, orphan), std::vector<std::string>{"after"});
     // A record claiming a different total for the same writer is a gap too.
     std::string changed = recs[0] + record(9, 30000, detail::chunk_piece_max, 100) + frame("z");
-    EXPECT_EQ(decode_whole(framing::length, 1 << 20, changed), std::vector<std::string>{"z"});
+    EXPECT_EQ(decode_pipe(1 << 20, changed), std::vector<std::string>{"z"});
 }
 
 TEST(ChunkRecords, AssembliesAreBoundedOldestEvicted) {
     const std::size_t max = 50000;
-    frame_decoder d(framing::length, max, "t");
+    frame_decoder d(framing::length, max, "t", true);
     auto feed_all = [&](const std::string& bytes) {
         std::vector<std::string> out;
         std::size_t off = 0;
@@ -417,7 +425,7 @@ TEST(ChunkRecords, AssembliesAreBoundedOldestEvicted) {
     for (std::uint64_t w = 0; w <= detail::max_chunk_assemblies; ++w)
         starts += record(w, 5000, 0, 1000);
     EXPECT_TRUE(feed_all(starts).empty());
-    EXPECT_LE(d.assembly_capacity(), detail::max_chunk_assemblies * max);
+    EXPECT_LE(d.assembly_capacity(), detail::chunk_budget_messages * max);
     // Writer 0 (the least recently extended) was evicted: its rest is skipped.
     EXPECT_TRUE(feed_all(record(0, 5000, 1000, 4000)).empty());
     // The newest one completes.
@@ -426,7 +434,7 @@ TEST(ChunkRecords, AssembliesAreBoundedOldestEvicted) {
 }
 
 TEST(ChunkRecords, OversizedTotalIsRejectedBeforeAllocating) {
-    frame_decoder d(framing::length, 1000, "fifo:/tmp/c");
+    frame_decoder d(framing::length, 1000, "fifo:/tmp/c", true);
     std::string r = record(1, 0x7fffffff, 0, 10);
     std::string what;
     EXPECT_EQ(error_code_of([&] { d.feed(r.data(), r.size()); }, &what), EMSGSIZE);
@@ -442,11 +450,71 @@ TEST(ChunkRecords, MalformedRecordsAreProtocolErrors) {
                           record(1, 100, 90, 20),  // past the total
                           record(1, 100, 101, 1),  // offset past the total
                           record(1, 10000, 0, detail::chunk_piece_max + 1)}) {  // too long
-        frame_decoder d(framing::length, 1 << 20, "fifo:/tmp/c");
+        frame_decoder d(framing::length, 1 << 20, "fifo:/tmp/c", true);
         std::string what;
         EXPECT_EQ(error_code_of([&] { d.feed(r.data(), r.size()); }, &what), EPROTO);
         EXPECT_NE(what.find("malformed chunk record"), std::string::npos) << what;
     }
+}
+
+TEST(ChunkRecords, ManyWritersAtOnceAllComplete) {
+    // 32 writers mid-message at the same time, records round robin.
+    std::vector<std::vector<std::string>> recs;
+    std::vector<std::string> want;
+    for (int w = 0; w < 32; ++w) {
+        want.push_back(patterned_text(3 * detail::chunk_piece_max, w));
+        recs.push_back(chunk_records(1000 + static_cast<std::uint64_t>(w), want.back()));
+    }
+    std::string stream;
+    for (std::size_t r = 0; r < 3; ++r)
+        for (int w = 0; w < 32; ++w)
+            stream += recs[static_cast<std::size_t>(w)][r];
+    EXPECT_EQ(decode_pipe(1 << 20, stream), want);
+}
+
+TEST(ChunkRecords, MemoryFollowsBytesReceivedNotAnnouncedTotals) {
+    // Sixteen writers announce 16 MiB each and send one byte: nothing like
+    // 16 x 16 MiB may be reserved.
+    frame_decoder d(framing::length, 16 << 20, "t", true);
+    std::string stream;
+    for (std::uint64_t w = 0; w < 16; ++w)
+        stream += record(w, 16 << 20, 0, 1);
+    std::size_t off = 0;
+    while (off < stream.size())
+        off += d.feed(stream.data() + off, stream.size() - off);
+    EXPECT_LE(d.assembly_capacity(), 16u * 64u);
+}
+
+TEST(ChunkRecords, ByteBudgetEvictsTheLeastRecentlyExtended) {
+    const std::size_t max = 20000;  // budget: chunk_budget_messages * max
+    frame_decoder d(framing::length, max, "t", true);
+    std::string stream;
+    // Ten writers each get 16 KiB of a 20000-byte message in: more than the
+    // budget holds, so the oldest are evicted as the newest grow.
+    for (std::uint64_t w = 0; w < 10; ++w)
+        for (std::uint32_t off = 0; off < 16000; off += 4000)
+            stream += record(w, 20000, off, 4000);
+    std::size_t off = 0;
+    while (off < stream.size()) {
+        off += d.feed(stream.data() + off, stream.size() - off);
+        ASSERT_LE(d.assembly_capacity(), detail::chunk_budget_messages * max);
+    }
+    // The newest still completes; the first was evicted and is skipped.
+    std::string tail = record(0, 20000, 16000, 4000) + record(9, 20000, 16000, 4000);
+    off = 0;
+    std::vector<std::string> got;
+    while (off < tail.size()) {
+        off += d.feed(tail.data() + off, tail.size() - off);
+        if (d.message_ready()) d.take(got.emplace_back());
+    }
+    EXPECT_EQ(got, std::vector<std::string>{std::string(20000, 'r')});
+}
+
+TEST(ChunkRecords, OnlyPipeReadersAcceptThem) {
+    // A socket (or file) reader takes the marker for a 4 GiB length.
+    frame_decoder d(framing::length, 1 << 20, "unix:/tmp/s");
+    std::string r = record(1, 100, 0, 100);
+    EXPECT_EQ(error_code_of([&] { d.feed(r.data(), r.size()); }), EMSGSIZE);
 }
 
 TEST(ChunkRecords, ChannelSendsEachRecordAsOneAtomicWrite) {
@@ -457,6 +525,7 @@ TEST(ChunkRecords, ChannelSendsEachRecordAsOneAtomicWrite) {
     const std::string big = patterned_text(65536, 4);
     std::thread writer([&] { EXPECT_EQ(tx.send(big, deadline::after(10s)), io_status::ok); });
     // Read record by record, checking each one's framing as it arrives.
+    std::uint64_t first_writer = 0;
     std::string got;
     std::size_t records = 0;
     while (got.size() < big.size()) {
@@ -468,7 +537,8 @@ TEST(ChunkRecords, ChannelSendsEachRecordAsOneAtomicWrite) {
         auto h = detail::decode_chunk_header(hdr);
         ASSERT_EQ(h.offset, got.size());
         ASSERT_EQ(h.total, big.size());
-        ASSERT_EQ(h.writer >> 32, static_cast<std::uint64_t>(::getpid()));
+        if (records == 0) first_writer = h.writer;
+        ASSERT_EQ(h.writer, first_writer);
         ASSERT_LE(h.length + detail::chunk_header_size, std::size_t{PIPE_BUF});
         std::string piece(h.length, '\0');
         ASSERT_EQ(detail::read_exact(p.read_end.get(), std::as_writable_bytes(std::span(piece)),
@@ -508,26 +578,39 @@ TEST(ChunkRecords, SendTimingOutMidMessageAbandonsItCleanly) {
     writer.join();
 }
 
-TEST(ChunkRecords, AnyLengthFramedReceiverReassemblesThem) {
-    // A stdio-style receiver that did not ask for chunking (e.g. reading a
-    // FIFO through `ipckit recv stdio:`), after a large message so that the
-    // zero-copy path sees the marker first.
-    socket_pair sp;
-    stream_channel rx("s", std::move(sp.a), opts());
-    write_raw(sp.b.get(), frame(patterned_text(70000, 7)));
-    message m;
-    ASSERT_EQ(rx.receive(m, deadline::after(5s)), io_status::ok);
+TEST(ChunkRecords, AnyPipeReaderReassemblesThemEvenOnTheZeroCopyPath) {
+    // A reader that sends nothing chunked itself (make_fd_channel on a pipe,
+    // or `ipckit recv stdio:` reading a FIFO), after a large message so that
+    // the zero-copy path sees the marker first.
+    auto p = make_pipe();
+    stream_channel rx("pipe", std::move(p.read_end), unique_fd{}, opts());
     const std::string big = patterned_text(50000, 8);
-    std::string stream;
+    std::string stream = frame(patterned_text(70000, 7));
     for (const auto& r : chunk_records(3, big))
         stream += r;
     stream += frame("tail");
-    std::thread w([&] { write_raw(sp.b.get(), stream); });
+    std::thread w([&] { write_raw(p.write_end.get(), stream); });
+    message m;
+    ASSERT_EQ(rx.receive(m, deadline::after(5s)), io_status::ok);
+    EXPECT_EQ(m.payload.size(), 70000u);
     ASSERT_EQ(rx.receive(m, deadline::after(5s)), io_status::ok);
     EXPECT_TRUE(m.payload == big) << m.payload.size();
     ASSERT_EQ(rx.receive(m, deadline::after(5s)), io_status::ok);
     EXPECT_EQ(m.payload, "tail");
     w.join();
+}
+
+TEST(ChunkRecords, MaxMessageThatCannotBeFramedIsRefused) {
+    auto p = make_pipe();
+    std::string what;
+    EXPECT_EQ(error_code_of(
+                  [&] {
+                      stream_channel ch("pipe", std::move(p.read_end), unique_fd{},
+                                        opts(framing::length, detail::max_framed_message + 1));
+                  },
+                  &what),
+              EINVAL);
+    EXPECT_NE(what.find("4294967294"), std::string::npos) << what;
 }
 
 TEST(StreamChannel, RoundTripOverSocketpairBothWays) {
