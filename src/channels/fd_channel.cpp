@@ -20,8 +20,8 @@ pipe_channels make_pipe_channels(framing frame, std::size_t max_message) {
     so.frame = frame;
     so.max_message = max_message;
     // Large frames as chunk records: processes that share this pipe after
-    // fork() may all write to it (the records carry the writer's pid), and
-    // the reader starts on a large message one page after it was started.
+    // fork() may all write to it (each process's records carry its own
+    // writer id), and the reader starts on a large message one page in.
     so.chunk_large_frames = true;
     pipe_pair p = make_pipe();
     detail::widen_pipe(p.write_end.get());

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/uio.h>
@@ -90,6 +91,21 @@ std::uint64_t random_writer_id() noexcept {
         static_cast<std::uint64_t>(::getpid()) << 40 ^ counter.fetch_add(1) * 0x9e3779b97f4a7c15ull;
     id ^= id >> 31;
     return id * 0xbf58476d1ce4e5b9ull;
+}
+
+// Bumped in every child fork() makes (pthread_atfork): a forked child must
+// draw its own chunk writer id even when its pid equals its parent's (pid 1
+// of a new pid namespace, forked by a pid 1).
+std::atomic<std::uint64_t> fork_generation{0};
+
+void note_fork_in_child() noexcept {
+    fork_generation.fetch_add(1, std::memory_order_relaxed);
+}
+
+std::uint64_t current_fork_generation() noexcept {
+    static const bool registered = ::pthread_atfork(nullptr, nullptr, note_fork_in_child) == 0;
+    (void)registered;
+    return fork_generation.load(std::memory_order_relaxed);
 }
 
 // flock(LOCK_EX) that gives up at the deadline. flock() itself cannot time
@@ -376,7 +392,8 @@ stream_channel::stream_channel(std::string name, unique_fd read_fd, unique_fd wr
       write_fd_(owned_write_.get()),
       read_kind_(read_fd_ >= 0 ? kind_of(read_fd_) : fd_kind::unknown),
       write_kind_(write_fd_ >= 0 ? kind_of(write_fd_) : fd_kind::unknown),
-      decoder_(options.frame, options.max_message, name_, read_kind_ == fd_kind::pipe) {
+      decoder_(options.frame, options.max_message, name_, read_kind_ == fd_kind::pipe),
+      writer_generation_(current_fork_generation()) {
     if (options_.frame == framing::length && options_.max_message > max_framed_message)
         throw_error(EINVAL, "open", name_,
                     "max_message " + std::to_string(options_.max_message) +
@@ -481,9 +498,12 @@ io_status stream_channel::send_chunked(std::string_view payload, const deadline&
     auto bytes = [](const void* p, std::size_t n) {
         return std::as_bytes(std::span(static_cast<const char*>(p), n));
     };
-    // A forked child sending on an inherited channel is another writer.
-    if (const int pid = ::getpid(); pid != writer_pid_) {
+    // A forked child sending on an inherited channel is another writer. (The
+    // pid check also catches a raw clone(), which runs no atfork handlers.)
+    const std::uint64_t generation = current_fork_generation();
+    if (const int pid = ::getpid(); pid != writer_pid_ || generation != writer_generation_) {
         writer_pid_ = pid;
+        writer_generation_ = generation;
         writer_id_ = random_writer_id();
     }
     if (options_.lock_large_writes) {

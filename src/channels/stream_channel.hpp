@@ -44,8 +44,9 @@ inline constexpr std::size_t chunk_piece_max = chunk_record_max - chunk_header_s
 /// would not fit the header, and 0xffffffff is the chunk marker.
 inline constexpr std::size_t max_framed_message = 0xfffffffe;
 /// Incomplete messages a decoder holds at once (one per writer), and the
-/// bytes they may hold together (this many times max_message). Past either,
-/// the least recently extended one is dropped (and that message lost).
+/// bytes they may hold together (this many times max_message, or times
+/// chunk_piece_max if that is larger). Past either, the least recently
+/// extended one is dropped (and that message lost).
 inline constexpr std::size_t max_chunk_assemblies = 64;
 inline constexpr std::size_t chunk_budget_messages = 4;
 
@@ -97,7 +98,7 @@ class frame_decoder {
     /// gets the decoder's spare buffer back).
     void adopt_payload(std::string& have, std::size_t expected);
     /// Bytes reserved by incomplete chunk assemblies (at most
-    /// chunk_budget_messages * max_message).
+    /// chunk_budget_messages * max(max_message, chunk_piece_max)).
     std::size_t assembly_capacity() const noexcept;
 
   private:
@@ -211,8 +212,11 @@ class stream_channel final : public channel {
     std::size_t in_begin_ = 0, in_end_ = 0;
     bool eof_ = false;
     std::string sendbuf_;
-    std::uint64_t writer_id_ = 0;  // chunk writer id, drawn for writer_pid_
+    // Chunk writer id, drawn for this process: writer_pid_ and the fork
+    // generation at the time (a fork changes one or both).
+    std::uint64_t writer_id_ = 0;
     int writer_pid_ = 0;
+    std::uint64_t writer_generation_;
     std::function<void()> cleanup_;
 };
 

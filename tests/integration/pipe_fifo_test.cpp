@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -159,6 +160,53 @@ TEST(PipeIntegration, ForkedProcessesShareOneWriterForLargeMessages) {
         ASSERT_TRUE(st);
         EXPECT_TRUE(st->success()) << st->describe();
     }
+}
+
+TEST(PipeIntegration, ChildWithTheSamePidStillDrawsItsOwnWriterId) {
+    // pid 1 of a new pid namespace forks a child into another new namespace:
+    // the child is pid 1 too. Both send large messages on the inherited
+    // writer; if the child kept its parent's writer id, the reader would
+    // drop their interleaved records as gaps while every send said ok.
+    constexpr int kEach = 20;
+    constexpr std::size_t kSize = 600000;
+    test::forked_child outer([&]() -> int {
+        auto pc = make_pipe_channels();
+        if (::unshare(CLONE_NEWUSER | CLONE_NEWPID) != 0) return 77;
+        pid_t init = ::fork();
+        if (init == 0) {  // pid 1
+            pc.reader.reset();
+            if (pc.writer->send(payload_for(0, 0, kSize), deadline::after(30s)) != io_status::ok)
+                ::_exit(2);
+            if (::unshare(CLONE_NEWPID) != 0) ::_exit(3);
+            pid_t c = ::fork();  // pid 1 as well
+            const int me = c == 0 ? 1 : 2;
+            for (int s = 1; s <= kEach; ++s)
+                if (pc.writer->send(payload_for(me, s, kSize), deadline::after(30s)) !=
+                    io_status::ok)
+                    ::_exit(4);
+            if (c == 0) ::_exit(0);
+            int st = 0;
+            ::waitpid(c, &st, 0);
+            ::_exit(WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 5);
+        }
+        pc.writer.reset();
+        int got = 0;
+        message m;
+        while (pc.reader->receive(m, deadline::after(30s)) == io_status::ok) {
+            int w = -1, s = -1;
+            if (std::sscanf(m.payload.c_str(), "w%d s%d", &w, &s) != 2) return 6;
+            if (m.payload != payload_for(w, s, kSize)) return 7;
+            ++got;
+        }
+        int st = 0;
+        ::waitpid(init, &st, 0);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) return 8;
+        return got == 1 + 2 * kEach ? 0 : 9;
+    });
+    auto st = outer.wait(60s);
+    ASSERT_TRUE(st);
+    if (st->exited && st->code == 77) GTEST_SKIP() << "no user/pid namespaces here";
+    EXPECT_TRUE(st->success()) << st->describe() << " (9: messages lost)";
 }
 
 TEST(FifoIntegration, WriterProcessToReader) {

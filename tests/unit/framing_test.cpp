@@ -580,7 +580,7 @@ TEST(ChunkRecords, SendTimingOutMidMessageAbandonsItCleanly) {
 
 TEST(ChunkRecords, AnyPipeReaderReassemblesThemEvenOnTheZeroCopyPath) {
     // A reader that sends nothing chunked itself (make_fd_channel on a pipe,
-    // or `ipckit recv stdio:` reading a FIFO), after a large message so that
+    // or `ipckit recv 'stdio:?frame=length'` reading a FIFO), after a large message so that
     // the zero-copy path sees the marker first.
     auto p = make_pipe();
     stream_channel rx("pipe", std::move(p.read_end), unique_fd{}, opts());
