@@ -153,6 +153,7 @@ class ring {
     bool skip_abandoned_slot(bool may_probe);
     ring_record* record_at(std::uint64_t pos) const noexcept;
     void publish(std::uint64_t pos, std::uint64_t size, bool pad) noexcept;
+    void zero_ahead(std::uint64_t from) noexcept;
     void skip_published_records();
 
     std::shared_ptr<const mapping> memory_;
@@ -171,6 +172,11 @@ class ring {
     // published after the message that follows it, by the next commit).
     static constexpr std::uint64_t no_pad = ~std::uint64_t{0};
     std::uint64_t pad_pos_ = no_pad;
+    // spsc producer: free bytes in [zeroed_from_, zeroed_to_), whole cache
+    // lines past the one the consumer polls, are zero (zeroed after a
+    // publish, so the next publish need not zero its end stamp).
+    std::uint64_t zeroed_from_ = 0;
+    std::uint64_t zeroed_to_ = 0;
     // Outstanding loan / peek.
     bool busy_ = false;
     std::uint64_t busy_pos_ = 0;

@@ -60,10 +60,10 @@ static_assert(sizeof(ring::layout) % ring_cache_line == 0);
 /// producer's head index: one cache miss brings "ready", the length and the
 /// first 56 payload bytes, where polling head cost a second, dependent miss
 /// (64 B one-way latency 2.3x the ping-pong floor). 0 means "not written
-/// yet": before publishing a record that ends at position E, the producer
-/// zeroes the stamp at E, so the consumer never mistakes an old lap's bytes
-/// for a record (which is why a message may use at most capacity - 16 bytes:
-/// the 8 bytes at E must be free too).
+/// yet": before a record that ends at position E is published, the stamp at
+/// E is zero (zeroed ahead after an earlier publish, or just before), so the
+/// consumer never mistakes an old lap's bytes for a record (which is why a message may use at most
+/// capacity - 16 bytes: the 8 bytes at E must be free too).
 struct ring_record {
     std::uint32_t length;
     std::atomic<std::uint32_t> stamp;
