@@ -865,21 +865,29 @@ outcome run_peer_once(const peer& pr, std::size_t size, run_mode mode, const opt
 
 // ---- orchestration -------------------------------------------------------------
 
-/// Keeps the best of repeated runs: lowest p50, highest throughput.
-template <class F>
-outcome best_of(unsigned repeat, F&& once) {
-    outcome best = once();
-    for (unsigned i = 1; i < repeat && best.status == "ok"; ++i) {
-        outcome o = once();
-        if (o.status != "ok") return o;
-        if (o.latency && best.latency && o.latency->p50_ns < best.latency->p50_ns)
-            best.latency = o.latency;
-        if (o.throughput && best.throughput &&
-            o.throughput->msgs_per_s > best.throughput->msgs_per_s)
-            best.throughput = o.throughput;
+/// The best of repeated runs: lowest p50, highest throughput. The first
+/// failure (error or skip) ends the series and is what gets reported.
+class best_kept {
+  public:
+    bool over() const noexcept { return best_ && best_->status != "ok"; }
+    bool ok() const noexcept { return best_ && best_->status == "ok"; }
+    void add(outcome o) {
+        if (!best_ || o.status != "ok") {
+            if (!over()) best_ = std::move(o);
+            return;
+        }
+        if (over()) return;
+        if (o.latency && best_->latency && o.latency->p50_ns < best_->latency->p50_ns)
+            best_->latency = o.latency;
+        if (o.throughput && best_->throughput &&
+            o.throughput->msgs_per_s > best_->throughput->msgs_per_s)
+            best_->throughput = o.throughput;
     }
-    return best;
-}
+    outcome get() const { return best_.value_or(outcome{}); }
+
+  private:
+    std::optional<outcome> best_;
+};
 
 bool selected(const options& opts, const std::string& name, const std::string& kind,
               const std::string& mechanism) {
@@ -1041,25 +1049,18 @@ report run(const options& opts) {
 
     std::map<std::string, std::string> not_built;  // candidate -> reason, skip further sizes
     for (auto s : opts.sizes) {
-        auto run_candidate = [&](const candidate* c) {
-            bar.step(fmt::format("{} {}", c->name, size_label(s)));
-            row r;
-            r.name = c->name;
-            r.kind = "ipckit";
-            r.mechanism = c->mechanism;
-            r.target = c->src == source::url         ? c->url_template
-                       : c->src == source::pipe_pair ? "make_pipe_channels()"
-                                                     : "make_fd_channel(socketpair)";
-            r.size = s;
-            if (auto it = not_built.find(c->name); it != not_built.end()) {
-                r.status = "skipped";
-                r.reason = it->second;
-                rep.rows.push_back(r);
-                return;
-            }
+        // One ipckit transport and the peers of its mechanism (or peers
+        // alone), measured in rounds: with --repeat N, each round runs every
+        // one of them once, so a slow phase of the machine (a neighbour, the
+        // hypervisor moving a vCPU) hits both sides of the "wrapper vs raw
+        // loop" ratio alike instead of all the runs of one side.
+        auto measure_group = [&](const candidate* c, const std::vector<const peer*>& peers) {
+            const bool c_built = c && !not_built.count(c->name);
+            best_kept c_lat, c_tput;
+            std::vector<best_kept> p_lat(peers.size()), p_tput(peers.size());
             auto guarded = [&](run_mode m) {
                 try {
-                    return best_of(opts.repeat, [&] { return run_ipckit_once(*c, s, m, opts); });
+                    return run_ipckit_once(*c, s, m, opts);
                 } catch (const std::exception& e) {
                     outcome o;
                     o.status = "error";
@@ -1067,59 +1068,83 @@ report run(const options& opts) {
                     return o;
                 }
             };
-            outcome lat = guarded(run_mode::latency);
-            if (lat.status == "skipped" && lat.reason.rfind("not built in", 0) == 0)
-                not_built[c->name] = lat.reason;
-            if (lat.status == "skipped" && lat.reason.rfind("URL not accepted", 0) == 0)
-                not_built[c->name] = lat.reason;
-            outcome tput;
-            if (lat.status != "ok")
-                tput = lat;
-            else if (c->lossy) {
-                tput.status = "skipped";
-                tput.reason = "no flow control: a one-way stream drops messages";
-            } else
-                tput = guarded(run_mode::throughput);
-            fill_row(r, lat, tput);
-            if (r.status == "error")
-                rep.errors.push_back(fmt::format("{} {}: {}", r.name, size_label(s), r.reason));
-            rep.rows.push_back(r);
+            for (unsigned round = 0; round < opts.repeat; ++round) {
+                if (c_built && !c_lat.over()) {
+                    if (round == 0) bar.step(fmt::format("{} {}", c->name, size_label(s)));
+                    c_lat.add(guarded(run_mode::latency));
+                    if (c_lat.ok() && !c->lossy) c_tput.add(guarded(run_mode::throughput));
+                }
+                for (std::size_t i = 0; i < peers.size(); ++i) {
+                    if (p_lat[i].over()) continue;
+                    if (round == 0) bar.step(fmt::format("{} {}", peers[i]->name, size_label(s)));
+                    p_lat[i].add(run_peer_once(*peers[i], s, run_mode::latency, opts));
+                    if (p_lat[i].ok())
+                        p_tput[i].add(run_peer_once(*peers[i], s, run_mode::throughput, opts));
+                }
+            }
+            if (c) {
+                row r;
+                r.name = c->name;
+                r.kind = "ipckit";
+                r.mechanism = c->mechanism;
+                r.target = c->src == source::url         ? c->url_template
+                           : c->src == source::pipe_pair ? "make_pipe_channels()"
+                                                         : "make_fd_channel(socketpair)";
+                r.size = s;
+                if (!c_built) {
+                    bar.step(fmt::format("{} {}", c->name, size_label(s)));
+                    r.status = "skipped";
+                    r.reason = not_built[c->name];
+                } else {
+                    outcome lat = c_lat.get();
+                    if (lat.status == "skipped" && (lat.reason.rfind("not built in", 0) == 0 ||
+                                                    lat.reason.rfind("URL not accepted", 0) == 0))
+                        not_built[c->name] = lat.reason;
+                    outcome tput;
+                    if (lat.status != "ok") {
+                        tput = lat;
+                    } else if (c->lossy) {
+                        tput.status = "skipped";
+                        tput.reason = "no flow control: a one-way stream drops messages";
+                    } else {
+                        tput = c_tput.get();
+                    }
+                    fill_row(r, lat, tput);
+                    if (r.status == "error")
+                        rep.errors.push_back(
+                            fmt::format("{} {}: {}", r.name, size_label(s), r.reason));
+                }
+                rep.rows.push_back(r);
+            }
+            for (std::size_t i = 0; i < peers.size(); ++i) {
+                row r;
+                r.name = peers[i]->name;
+                r.kind = peers[i]->kind;
+                r.mechanism = peers[i]->mechanism;
+                r.target = peers[i]->path;
+                r.size = s;
+                outcome lat = p_lat[i].get();
+                fill_row(r, lat, lat.status != "ok" ? lat : p_tput[i].get());
+                if (r.status == "error")
+                    rep.errors.push_back(fmt::format("{} {}: {}", r.name, size_label(s), r.reason));
+                rep.rows.push_back(r);
+            }
         };
-        auto run_peer = [&](const peer* p) {
-            bar.step(fmt::format("{} {}", p->name, size_label(s)));
-            row r;
-            r.name = p->name;
-            r.kind = p->kind;
-            r.mechanism = p->mechanism;
-            r.target = p->path;
-            r.size = s;
-            outcome lat =
-                best_of(opts.repeat, [&] { return run_peer_once(*p, s, run_mode::latency, opts); });
-            outcome tput = lat.status != "ok" ? lat : best_of(opts.repeat, [&] {
-                return run_peer_once(*p, s, run_mode::throughput, opts);
-            });
-            fill_row(r, lat, tput);
-            if (r.status == "error")
-                rep.errors.push_back(fmt::format("{} {}: {}", r.name, size_label(s), r.reason));
-            rep.rows.push_back(r);
-        };
-        // Each ipckit transport runs right next to the peers of its
-        // mechanism, so a burst of load from a neighbour hits both sides of
-        // the "wrapper vs raw loop" ratio alike; other peers follow.
         std::vector<const peer*> pending = chosen_peers;
         for (const auto* c : cands) {
-            run_candidate(c);
+            std::vector<const peer*> mine;
             for (auto it = pending.begin(); it != pending.end();) {
                 if ((*it)->mechanism == c->mechanism) {
-                    run_peer(*it);
+                    mine.push_back(*it);
                     it = pending.erase(it);
                 } else {
                     ++it;
                 }
             }
+            measure_group(c, mine);
         }
         for (const auto* p : pending)
-            run_peer(p);
+            measure_group(nullptr, {p});
     }
     rep.finished_at = utc_now();
     compute_ratios(rep);

@@ -120,7 +120,9 @@ void register_bench(CLI::App& app, verb& v) {
     cmd->add_option("--count", args->count,
                     "Round trips / messages per run (default 10000; capped by a byte budget)")
         ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{100000000}));
-    cmd->add_option("--repeat", args->repeat, "Runs per figure; the best is kept (default 1)")
+    cmd->add_option("--repeat", args->repeat,
+                    "Runs per figure, in rounds over a transport and its peers; the best is kept "
+                    "(default 1)")
         ->check(CLI::Range(1u, 100u));
     cmd->add_option("--pin", args->pin, "Pin the two processes to these CPUs, e.g. 0,1");
     cmd->add_flag("--quick", args->quick, "Short run: sizes 64,64k, 300 messages");
