@@ -246,14 +246,20 @@ bool message_queue::try_send(std::string_view data, unsigned priority) {
 }
 
 std::optional<unsigned> message_queue::receive_until(std::string& out, const deadline& until) {
-    // mq_receive refuses buffers smaller than the queue's msgsize.
-    out.resize(static_cast<std::size_t>(message_size()));
+    // mq_receive refuses buffers smaller than the queue's msgsize. Growing
+    // `out` to msgsize after a short message would zero-fill the difference
+    // on every call (8 KiB per 64-byte message by default): then the message
+    // goes to a scratch buffer and only its bytes are copied out.
+    const auto size = static_cast<std::size_t>(message_size());
+    const bool direct = out.size() >= size;
+    if (!direct && scratch_.size() < size) scratch_.resize(size);
+    char* buf = direct ? out.data() : scratch_.data();
     unsigned prio = 0;
     ssize_t got = 0;
     bool ok = run_until(
         [&](const timespec* abs) -> int {
-            got = abs ? ::mq_timedreceive(fd_.get(), out.data(), out.size(), &prio, abs)
-                      : ::mq_receive(fd_.get(), out.data(), out.size(), &prio);
+            got = abs ? ::mq_timedreceive(fd_.get(), buf, size, &prio, abs)
+                      : ::mq_receive(fd_.get(), buf, size, &prio);
             return got < 0 ? -1 : 0;
         },
         fd_.get(), POLLIN, until, "mq_receive", name_);
@@ -261,7 +267,10 @@ std::optional<unsigned> message_queue::receive_until(std::string& out, const dea
         out.clear();
         return std::nullopt;
     }
-    out.resize(static_cast<std::size_t>(got));
+    if (direct)
+        out.resize(static_cast<std::size_t>(got));
+    else
+        out.assign(buf, static_cast<std::size_t>(got));
     return prio;
 }
 

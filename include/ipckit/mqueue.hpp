@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "ipckit/deadline.hpp"
 #include "ipckit/fd.hpp"
@@ -127,7 +128,8 @@ class message_queue {
 
     unique_fd fd_;
     std::string name_;
-    mutable long msgsize_ = 0;  // cached: it never changes after creation
+    mutable long msgsize_ = 0;   // cached: it never changes after creation
+    std::vector<char> scratch_;  // receive buffer after a short message
 };
 
 /// Removes a queue name on scope exit (errors ignored). For tests, examples
