@@ -507,9 +507,10 @@ ring_record* ring::record_at(std::uint64_t pos) const noexcept {
 }
 
 // spsc: makes the record at pos (length already written, size bytes with its
-// header) exist. The stamp after it is zeroed first, so that is what the
-// consumer finds there next; a padding record held back by loan() is
-// published after this message, which it precedes in the ring.
+// header) exist. The stamp after it is zero before the record's stamp is
+// stored (zeroed ahead earlier, or here), so that is what the consumer finds
+// there next; a padding record held back by loan() is published after this
+// message, which it precedes in the ring.
 void ring::publish(std::uint64_t pos, std::uint64_t size, bool pad) noexcept {
     const std::uint64_t end = pos + size;
     // Usually zero already (zero_ahead after an earlier publish). Storing it
@@ -535,10 +536,14 @@ void ring::publish(std::uint64_t pos, std::uint64_t size, bool pad) noexcept {
 // Zeroes free space a few cache lines ahead of `from` (the end of the stamp
 // at the last record's end), never past what the consumer has released.
 // The line holding `from` is left alone: the consumer is polling the stamp
-// in it, and a store there would pull the line away from it. Done after a
-// publish, these stores drain while the peer works, not in front of the
-// next stamp store. The consumer reads these bytes only after a later
-// publish (a later seq_cst stamp store), so they are ordered before it.
+// in it, and a store there would pull the line away from it (except in rings
+// so small, or a consumer so far behind, that the free space ends in that
+// line: then this costs time, never correctness). Done after a publish,
+// these stores drain while the peer works, not in front of the next stamp
+// store. Ordering: the bytes were released by the consumer (its tail store,
+// read by the producer into cached_other_) before they are zeroed, and the
+// consumer reads them again only after a later publish (a later seq_cst
+// stamp store). Bytes handed out in a loan since are excluded by loan().
 void ring::zero_ahead(std::uint64_t from) noexcept {
     constexpr std::uint64_t kAhead = 512;
     const std::uint64_t line_after = align_up(from, ring_cache_line);
@@ -591,6 +596,12 @@ ring_loan ring::loan(std::size_t size, const deadline& until) {
         busy_ = true;
         busy_pos_ = index_;
         busy_size_ = size;
+        // The caller may write anything in the loan: those bytes are no
+        // longer known to be zero. A commit of fewer bytes, or an abandoned
+        // loan and a shorter next message, ends a record inside them, and
+        // its end stamp must then be stored (found by review: a loan's bytes
+        // could otherwise be read as the next record).
+        zeroed_from_ = std::max(zeroed_from_, index_ + ring_record_size + size);
         return {io_status::ok, {data_ + (index_ & mask_) + ring_record_size, size}};
     }
     // mpmc: claim the slot at head when its sequence says it is free.

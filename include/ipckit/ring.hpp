@@ -172,9 +172,10 @@ class ring {
     // published after the message that follows it, by the next commit).
     static constexpr std::uint64_t no_pad = ~std::uint64_t{0};
     std::uint64_t pad_pos_ = no_pad;
-    // spsc producer: free bytes in [zeroed_from_, zeroed_to_), whole cache
-    // lines past the one the consumer polls, are zero (zeroed after a
-    // publish, so the next publish need not zero its end stamp).
+    // spsc producer: free bytes in [zeroed_from_, zeroed_to_), past the
+    // cache line the consumer polls and past any loan's bytes, are zero
+    // (zeroed after a publish, so the next publish need not zero its end
+    // stamp).
     std::uint64_t zeroed_from_ = 0;
     std::uint64_t zeroed_to_ = 0;
     // Outstanding loan / peek.

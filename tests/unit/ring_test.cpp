@@ -354,6 +354,57 @@ TEST(RingSpsc, LoanCommitPeekRelease) {
     EXPECT_THROW(p.peek(), error);
 }
 
+// The producer zeroes free space ahead of its records, and skips zeroing a
+// record's end stamp when it falls there: bytes written in a loan must not
+// count as zeroed (review finding on the zero-ahead change).
+TEST(RingSpsc, ShortCommitNeverLeavesLoanBytesToPassForTheNextRecord) {
+    const auto m = memory_for(spsc(4096));
+    ring p(m, ring_role::producer, "short");
+    ring c(m, ring_role::consumer, "short");
+    ASSERT_EQ(p.try_send("x"), io_status::ok);  // record [0, 16): free space ahead zeroed
+    auto l = p.loan(300);                       // record at 16, payload from 24
+    ASSERT_EQ(l.status, io_status::ok);
+    // Where a 100-byte commit ends (position 128 = payload offset 104), the
+    // loan holds what looks like a published 5-byte record "ghost".
+    std::memset(l.buffer.data(), 0xab, 300);
+    const std::uint32_t fake[2] = {5, ring_stamp(128, false)};
+    std::memcpy(l.buffer.data() + 104, fake, sizeof fake);
+    std::memcpy(l.buffer.data() + 112, "ghost", 5);
+    p.commit(100);
+    std::string out;
+    ASSERT_EQ(c.try_receive(out), io_status::ok);
+    EXPECT_EQ(out, "x");
+    ASSERT_EQ(c.try_receive(out), io_status::ok);
+    EXPECT_EQ(out, std::string(100, '\xab'));
+    EXPECT_EQ(c.try_receive(out), io_status::timed_out);  // never "ghost"
+    ASSERT_EQ(p.try_send("real"), io_status::ok);
+    ASSERT_EQ(c.try_receive(out), io_status::ok);
+    EXPECT_EQ(out, "real");
+}
+
+TEST(RingSpsc, AbandonedLoanBytesNeverPassForTheNextRecord) {
+    const auto m = memory_for(spsc(4096));
+    ring p(m, ring_role::producer, "abandon");
+    ring c(m, ring_role::consumer, "abandon");
+    ASSERT_EQ(p.try_send("x"), io_status::ok);
+    auto l = p.loan(300);
+    ASSERT_EQ(l.status, io_status::ok);
+    std::memset(l.buffer.data(), 0x5a, 300);
+    p.abandon();
+    // A shorter message in the same place ends inside the abandoned bytes.
+    const std::string hundred(100, 'h');
+    ASSERT_EQ(p.try_send(hundred), io_status::ok);
+    std::string out;
+    ASSERT_EQ(c.try_receive(out), io_status::ok);
+    EXPECT_EQ(out, "x");
+    ASSERT_EQ(c.try_receive(out), io_status::ok);  // threw "corrupt record stamp" before the fix
+    EXPECT_EQ(out, hundred);
+    EXPECT_EQ(c.try_receive(out), io_status::timed_out);
+    ASSERT_EQ(p.try_send("after"), io_status::ok);
+    ASSERT_EQ(c.try_receive(out), io_status::ok);
+    EXPECT_EQ(out, "after");
+}
+
 TEST(RingSpsc, ProducerLeavingIsClosedOnceDrained) {
     const auto m = memory_for(spsc(1024));
     ring c(m, ring_role::consumer, "close");
