@@ -13,6 +13,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
@@ -47,6 +49,38 @@ std::string payload_for(int writer, int seq, std::size_t size) {
     for (std::size_t i = 0; i < size; ++i)
         p[i] = i < head.size() ? head[i] : static_cast<char>((i * 31 + writer * 7 + seq) & 0xff);
     return p;
+}
+
+// Receives writers * each messages made by payload_for(w, s, size_of(s)):
+// any interleaving between writers, but each writer's in order and intact.
+void receive_in_order_per_writer(channel& reader, int writers, int each,
+                                 const std::function<std::size_t(int)>& size_of,
+                                 std::chrono::seconds timeout) {
+    std::map<int, int> next_seq;
+    message m;
+    for (int i = 0; i < writers * each; ++i) {
+        ASSERT_EQ(reader.receive(m, deadline::after(timeout)), io_status::ok) << "message " << i;
+        int w = -1, s = -1;
+        ASSERT_EQ(std::sscanf(m.payload.c_str(), "w%d s%d", &w, &s), 2) << "message " << i;
+        ASSERT_TRUE(w >= 0 && w < writers) << w;
+        ASSERT_EQ(s, next_seq[w]) << "writer " << w;
+        std::string want = payload_for(w, s, size_of(s));
+        // Compared as a bool: printing 64 KiB of binary on failure helps nobody.
+        auto diff = std::mismatch(want.begin(), want.end(), m.payload.begin(), m.payload.end());
+        ASSERT_TRUE(m.payload == want)
+            << "writer " << w << " seq " << s << ": got " << m.payload.size() << " bytes, want "
+            << want.size() << ", first difference at byte " << (diff.first - want.begin());
+        ++next_seq[w];
+    }
+}
+
+void expect_all_succeed(std::vector<std::unique_ptr<test::forked_child>>& children,
+                        std::chrono::seconds timeout) {
+    for (auto& c : children) {
+        auto st = c->wait(timeout);
+        ASSERT_TRUE(st);
+        EXPECT_TRUE(st->success()) << st->describe();
+    }
 }
 
 // One-byte "I am ready" signal from a child to the parent.
@@ -141,25 +175,13 @@ TEST(PipeIntegration, ForkedProcessesShareOneWriterForLargeMessages) {
             return 0;
         }));
     pc.writer.reset();
-    std::map<int, int> next_seq;
     message m;
     ASSERT_EQ(pc.reader->receive(m, deadline::after(30s)), io_status::ok);
     ASSERT_TRUE(m.payload == payload_for(99, 0, 50000));
-    for (int i = 0; i < kWriters * kEach; ++i) {
-        ASSERT_EQ(pc.reader->receive(m, deadline::after(30s)), io_status::ok) << "message " << i;
-        int w = -1, s = -1;
-        ASSERT_EQ(std::sscanf(m.payload.c_str(), "w%d s%d", &w, &s), 2) << "message " << i;
-        ASSERT_TRUE(w >= 0 && w < kWriters) << w;
-        ASSERT_EQ(s, next_seq[w]) << "writer " << w;
-        ASSERT_TRUE(m.payload == payload_for(w, s, 100000 + s)) << "writer " << w << " seq " << s;
-        ++next_seq[w];
-    }
+    ASSERT_NO_FATAL_FAILURE(receive_in_order_per_writer(
+        *pc.reader, kWriters, kEach, [](int s) { return std::size_t{100000} + s; }, 30s));
     EXPECT_EQ(pc.reader->receive(m, deadline::after(10s)), io_status::closed);
-    for (auto& w : writers) {
-        auto st = w->wait(30s);
-        ASSERT_TRUE(st);
-        EXPECT_TRUE(st->success()) << st->describe();
-    }
+    expect_all_succeed(writers, 30s);
 }
 
 TEST(PipeIntegration, ChildWithTheSamePidStillDrawsItsOwnWriterId) {
@@ -380,22 +402,9 @@ TEST(FifoIntegration, ManyWritersWithLargeMessagesAllArrive) {
                     return 1;
             return 0;
         }));
-    std::map<int, int> next_seq;
-    message m;
-    for (int i = 0; i < kWriters * kEach; ++i) {
-        ASSERT_EQ(reader->receive(m, deadline::after(30s)), io_status::ok) << "message " << i;
-        int w = -1, s = -1;
-        ASSERT_EQ(std::sscanf(m.payload.c_str(), "w%d s%d", &w, &s), 2) << "message " << i;
-        ASSERT_TRUE(w >= 0 && w < kWriters) << w;
-        ASSERT_EQ(s, next_seq[w]) << "writer " << w;
-        ASSERT_TRUE(m.payload == payload_for(w, s, 200000)) << "writer " << w << " seq " << s;
-        ++next_seq[w];
-    }
-    for (auto& w : writers) {
-        auto st = w->wait(30s);
-        ASSERT_TRUE(st);
-        EXPECT_TRUE(st->success()) << st->describe();
-    }
+    ASSERT_NO_FATAL_FAILURE(receive_in_order_per_writer(
+        *reader, kWriters, kEach, [](int) { return std::size_t{200000}; }, 30s));
+    expect_all_succeed(writers, 30s);
 }
 
 TEST(FifoIntegration, WaitingForAnotherLargeMessageHonoursTheDeadline) {
@@ -612,27 +621,9 @@ TEST(FifoIntegration, ConcurrentWritersLargeFramesNeverInterleave) {
             return 0;
         }));
     }
-    std::map<int, int> next_seq;
-    message m;
-    for (int i = 0; i < kWriters * kMessages; ++i) {
-        ASSERT_EQ(reader->receive(m, deadline::after(20s)), io_status::ok) << "message " << i;
-        int w = -1, s = -1;
-        ASSERT_EQ(std::sscanf(m.payload.c_str(), "w%d s%d", &w, &s), 2) << "message " << i;
-        ASSERT_TRUE(w >= 0 && w < kWriters) << w;
-        ASSERT_EQ(s, next_seq[w]) << "writer " << w;
-        std::string want = payload_for(w, s, size_of(s));
-        // Compared as a bool: printing 64 KiB of binary on failure helps nobody.
-        auto diff = std::mismatch(want.begin(), want.end(), m.payload.begin(), m.payload.end());
-        ASSERT_TRUE(m.payload == want)
-            << "writer " << w << " seq " << s << ": got " << m.payload.size() << " bytes, want "
-            << want.size() << ", first difference at byte " << (diff.first - want.begin());
-        ++next_seq[w];
-    }
-    for (auto& w : writers) {
-        auto st = w->wait(20s);
-        ASSERT_TRUE(st);
-        EXPECT_TRUE(st->success()) << st->describe();
-    }
+    ASSERT_NO_FATAL_FAILURE(receive_in_order_per_writer(
+        *reader, kWriters, kMessages, [&](int s) { return size_of(s); }, 20s));
+    expect_all_succeed(writers, 20s);
 }
 
 // ---- pipe capacity
