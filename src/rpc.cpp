@@ -187,7 +187,7 @@ struct server::impl {
     pid_t ep_pid = 0;
     std::unordered_map<int, std::unique_ptr<connection>> conns;
     counters stats;
-    std::string reply;  // encoded reply (without the frame header)
+    std::string reply;  // serve(): the encoded reply
     std::string body;   // result of rpc.methods
     message incoming;
     std::vector<char> scratch = std::vector<char>(64 * 1024);
@@ -200,19 +200,21 @@ struct server::impl {
         stop_pid = ::getpid();
     }
 
-    // Answers one call into `reply`. False when msg is not an RPC call at
-    // all (the connection cannot be trusted to be in sync any more).
-    bool dispatch(std::string_view msg, std::size_t limit, wire::decode_failure* why) {
+    // Appends the answer to one call to out (after whatever prefix it holds:
+    // the frame header's room in listening mode). False when msg is not an
+    // RPC call at all (the connection cannot be trusted to be in sync).
+    bool dispatch(std::string_view msg, std::size_t limit, wire::decode_failure* why,
+                  std::string& out) {
         auto f = wire::decode(msg, why);
         if (!f || f->type != wire::kind::call) {
             if (f && why) *why = wire::decode_failure::bad_kind;
             return false;
         }
-        reply.clear();
+        const std::size_t prefix = out.size();
         auto answer_error = [&](errc code, std::string_view detail) {
-            reply.clear();
+            out.resize(prefix);
             wire::encode({wire::kind::error, static_cast<std::uint16_t>(code), f->id, {}, detail},
-                         reply);
+                         out);
             stats.errors.fetch_add(1, std::memory_order_relaxed);
         };
         stats.calls.fetch_add(1, std::memory_order_relaxed);
@@ -225,7 +227,7 @@ struct server::impl {
             for (const auto& [name, h] : handlers)
                 body.append(name).push_back('\n');
             body.append(methods_method).push_back('\n');
-            wire::encode({wire::kind::result, 0, f->id, {}, body}, reply);
+            wire::encode({wire::kind::result, 0, f->id, {}, body}, out);
             return true;
         }
         auto it = handlers.find(f->method);
@@ -241,7 +243,7 @@ struct server::impl {
                                                         std::to_string(limit));
                 return true;
             }
-            wire::encode({wire::kind::result, 0, f->id, {}, result}, reply);
+            wire::encode({wire::kind::result, 0, f->id, {}, result}, out);
         } catch (const std::exception& e) {
             answer_error(errc::handler_failed, e.what());
         } catch (...) {
@@ -330,14 +332,15 @@ struct server::impl {
             if (!c.decoder.message_ready()) continue;
             c.decoder.take(incoming.payload);
             wire::decode_failure why{};
+            // The reply is encoded behind room for its frame header: one copy.
             c.out.assign(ipckit::detail::frame_header_size, '\0');
-            if (!dispatch(incoming.payload, max_message, &why)) {
+            if (!dispatch(incoming.payload, max_message, &why, c.out)) {
                 close_connection(c.fd.get(), true);
                 return std::nullopt;
             }
-            ipckit::detail::encode_frame_header(static_cast<std::uint32_t>(reply.size()),
-                                                reinterpret_cast<unsigned char*>(c.out.data()));
-            c.out.append(reply);
+            ipckit::detail::encode_frame_header(
+                static_cast<std::uint32_t>(c.out.size() - ipckit::detail::frame_header_size),
+                reinterpret_cast<unsigned char*>(c.out.data()));
             if (!flush(c)) {
                 close_connection(c.fd.get(), false);
                 return std::nullopt;
@@ -403,7 +406,8 @@ io_status server::serve(channel& ch, const deadline& until) {
     for (;;) {
         if (auto st = ch.receive(impl_->incoming, until); st != io_status::ok) return st;
         wire::decode_failure why{};
-        if (!impl_->dispatch(impl_->incoming.payload, ch.max_message(), &why))
+        impl_->reply.clear();
+        if (!impl_->dispatch(impl_->incoming.payload, ch.max_message(), &why, impl_->reply))
             throw_error(EPROTO, "rpc serve", ch.name(), wire::to_string(why));
         if (auto st = ch.send(impl_->reply, until); st != io_status::ok) return st;
     }

@@ -124,7 +124,9 @@ struct server_stats {
 /// Dispatches calls to handlers. Register handlers first, then either serve
 /// one duplex channel (serve) or listen on a URL and serve every client
 /// concurrently in one thread (listen + run). Handlers run one at a time in
-/// the serving thread, so a slow handler delays the other clients.
+/// the serving thread, so a slow handler delays the other clients. One
+/// serve() or run() at a time per server; only request_stop() and stats()
+/// may be called from other threads meanwhile.
 ///
 /// A client that stops reading its replies only stalls itself: the server
 /// keeps at most one unsent reply per connection and reads no further call
