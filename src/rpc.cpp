@@ -213,6 +213,9 @@ struct server::impl {
         const std::size_t prefix = out.size();
         auto answer_error = [&](errc code, std::string_view detail) {
             out.resize(prefix);
+            // A long explanation (a handler's what()) is cut to fit the reply.
+            detail = detail.substr(
+                0, limit > wire::wire_header_size ? limit - wire::wire_header_size : 0);
             wire::encode({wire::kind::error, static_cast<std::uint16_t>(code), f->id, {}, detail},
                          out);
             stats.errors.fetch_add(1, std::memory_order_relaxed);
@@ -380,8 +383,10 @@ struct server::impl {
             if (*used < size) {  // a reply is pending: keep the rest for later
                 c.in.assign(scratch.data() + *used, size - *used);
                 c.in_pos = 0;
-                return;
             }
+            // Read nothing more until the pending reply is out: an EOF read
+            // now (a client that half-closed) would drop it unsent.
+            if (!c.out.empty()) return;
         }
     }
 };
