@@ -3,6 +3,7 @@
 // listening socket with an epoll loop.
 #include "ipckit/rpc.hpp"
 
+#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -110,10 +111,32 @@ io_status client::call(std::string_view method, std::string_view args, std::stri
         throw_error(EINVAL, "rpc call", ch_->name(),
                     "invalid method name \"" + std::string(method.substr(0, 64)) +
                         "\": 1 to 255 letters, digits or _.:-");
+    // A call that timed out is still owed its reply: take it (and drop it)
+    // before sending, so this call never writes while the server is still
+    // writing that reply (two large frames in flight both ways would block
+    // both ends) and replies cannot cross.
+    if (awaiting_ != 0) {
+        if (auto st = await_reply(awaiting_, until); st != io_status::ok) return st;
+        awaiting_ = 0;
+    }
     const std::uint64_t id = next_id_++;
     buf_.clear();
     wire::encode({wire::kind::call, 0, id, method, args}, buf_);
-    if (auto st = ch_->send(buf_, until); st != io_status::ok) return st;
+    if (auto st = ch_->send(buf_, until); st != io_status::ok) return st;  // nothing sent
+    awaiting_ = id;
+    if (auto st = await_reply(id, until); st != io_status::ok) return st;
+    awaiting_ = 0;
+    auto f = wire::decode(reply_.payload);  // await_reply checked it
+    if (f->type == wire::kind::error)
+        throw remote_error(static_cast<errc>(f->error_code), std::string(method),
+                           std::string(f->body));
+    result.assign(f->body);
+    return io_status::ok;
+}
+
+// Receives replies until the one for call id (left in reply_); earlier ids
+// are late replies of calls that timed out, skipped.
+io_status client::await_reply(std::uint64_t id, const deadline& until) {
     for (;;) {
         if (auto st = ch_->receive(reply_, until); st != io_status::ok) return st;
         wire::decode_failure why{};
@@ -121,28 +144,22 @@ io_status client::call(std::string_view method, std::string_view args, std::stri
         if (!f || f->type == wire::kind::call)
             throw_error(EPROTO, "rpc call", ch_->name(),
                         f ? "the peer sent a call, not a reply" : wire::to_string(why));
-        if (f->id < id) continue;  // the late reply of a call that timed out
+        if (f->id < id) continue;
         if (f->id > id) throw_error(EPROTO, "rpc call", ch_->name(), "reply to a call never made");
-        if (f->type == wire::kind::error)
-            throw remote_error(static_cast<errc>(f->error_code), std::string(method),
-                               std::string(f->body));
-        result.assign(f->body);
         return io_status::ok;
     }
 }
 
-std::vector<std::string> client::methods(const deadline& until) {
+io_status client::methods(std::vector<std::string>& names, const deadline& until) {
     std::string text;
-    auto st = call(methods_method, {}, text, until);
-    if (st == io_status::timed_out) throw_error(ETIMEDOUT, "rpc call rpc.methods", ch_->name());
-    if (st == io_status::closed) throw_error(ECONNRESET, "rpc call rpc.methods", ch_->name());
-    std::vector<std::string> names;
+    names.clear();
+    if (auto st = call(methods_method, {}, text, until); st != io_status::ok) return st;
     for (std::size_t pos = 0; pos < text.size();) {
         std::size_t end = std::min(text.find('\n', pos), text.size());
         if (end > pos) names.emplace_back(text.substr(pos, end - pos));
         pos = end + 1;
     }
-    return names;
+    return io_status::ok;
 }
 
 // ---------------------------------------------------------------- server
@@ -175,9 +192,14 @@ struct counters {
 
 struct server::impl {
     std::map<std::string, handler, std::less<>> handlers;
+    // request_stop() records the requesting process and wakes run() through
+    // an eventfd. After fork() the eventfd is shared until the child's first
+    // run() makes its own, so the pid, not the wake-up, says who stops.
     std::atomic<int> stop_fd{-1};
+    std::atomic<pid_t> stop_requested_by{0};
     unique_fd stop_owner;
     pid_t stop_pid = 0;
+    unique_fd spare_fd;  // given up to accept-and-close when out of descriptors
     std::variant<std::monostate, unix_listener, tcp_listener> listener;
     int listen_fd = -1;
     std::string address;
@@ -188,7 +210,6 @@ struct server::impl {
     std::unordered_map<int, std::unique_ptr<connection>> conns;
     counters stats;
     std::string reply;  // serve(): the encoded reply
-    std::string body;   // result of rpc.methods
     message incoming;
     std::vector<char> scratch = std::vector<char>(64 * 1024);
 
@@ -225,21 +246,20 @@ struct server::impl {
             answer_error(errc::bad_request, "invalid method name");
             return true;
         }
-        if (f->method == methods_method) {
-            body.clear();
-            for (const auto& [name, h] : handlers)
-                body.append(name).push_back('\n');
-            body.append(methods_method).push_back('\n');
-            wire::encode({wire::kind::result, 0, f->id, {}, body}, out);
-            return true;
-        }
         auto it = handlers.find(f->method);
-        if (it == handlers.end()) {
+        if (it == handlers.end() && f->method != methods_method) {
             answer_error(errc::unknown_method, "see rpc.methods");
             return true;
         }
         try {
-            std::string result = it->second(f->body);
+            std::string result;
+            if (it != handlers.end()) {
+                result = it->second(f->body);
+            } else {
+                for (const auto& [name, h] : handlers)
+                    result.append(name).push_back('\n');
+                result.append(methods_method).push_back('\n');
+            }
             if (result.size() + wire::wire_header_size > limit) {
                 answer_error(errc::reply_too_large, "result is " + std::to_string(result.size()) +
                                                         " bytes, max_message is " +
@@ -275,10 +295,30 @@ struct server::impl {
         return std::get<tcp_listener>(listener).accept(deadline::immediate());
     }
 
+    // Out of descriptors, a pending connection would keep the listener
+    // readable forever: free the spare descriptor, accept and close it.
+    void shed_one_connection() {
+        spare_fd.reset();
+        int c = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+        if (c >= 0) {
+            ::close(c);
+            stats.refused.fetch_add(1, std::memory_order_relaxed);
+        }
+        spare_fd.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    }
+
     void accept_all() {
         // A bounded batch, so a flood of connections cannot starve the clients.
         for (int i = 0; i < 64; ++i) {
-            auto s = accept_one();
+            std::optional<sock> s;
+            try {
+                s = accept_one();
+            } catch (const ipckit::error& e) {
+                const int code = e.code().value();
+                if (code != EMFILE && code != ENFILE) throw;
+                shed_one_connection();
+                continue;
+            }
             if (auto* l = std::get_if<unix_listener>(&listener))
                 stats.rejected.store(l->rejected(), std::memory_order_relaxed);
             if (!s) return;
@@ -328,7 +368,7 @@ struct server::impl {
         while (used < size && c.out.empty()) {
             try {
                 used += c.decoder.feed(data + used, size - used);
-            } catch (const ipckit::error&) {  // a frame above max_message
+            } catch (const std::exception&) {  // a frame above max_message, or no memory for it
                 close_connection(c.fd.get(), true);
                 return std::nullopt;
             }
@@ -435,6 +475,7 @@ void server::listen(std::string_view text, const listen_options& options) {
         impl_->listen_fd = l.fd();
         impl_->address = "tcp://" + inet_endpoint{u.host, l.port()}.to_string();
     }
+    impl_->spare_fd.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
 }
 
 const std::string& server::address() const noexcept {
@@ -448,6 +489,7 @@ bool server::run(const deadline& until) {
     // kernel objects are shared with the parent otherwise.
     if (!m.ep || m.ep_pid != ::getpid()) {
         m.conns.clear();
+        m.stats.active.store(0);
         if (m.stop_pid != ::getpid()) m.new_stop_fd();
         m.ep.reset(::epoll_create1(EPOLL_CLOEXEC));
         if (!m.ep) throw_errno("epoll_create1", m.address);
@@ -457,29 +499,34 @@ bool server::run(const deadline& until) {
     }
     epoll_event events[64];
     for (;;) {
+        // The eventfd only wakes us; the pid says whether this process asked.
+        if (m.stop_requested_by.load() == ::getpid()) {
+            m.stop_requested_by.store(0);
+            std::uint64_t count;
+            [[maybe_unused]] ssize_t r = ::read(m.stop_fd.load(), &count, sizeof count);
+            return true;
+        }
         int n = ::epoll_wait(m.ep.get(), events, 64, until.poll_timeout_ms());
         if (n < 0 && errno != EINTR) throw_errno("epoll_wait", m.address);
-        bool stopped = false;
         for (int i = 0; i < n; ++i) {
             int fd = events[i].data.fd;
             if (fd == m.stop_fd.load()) {
                 std::uint64_t count;
-                while (::read(fd, &count, sizeof count) < 0 && errno == EINTR) {
-                }
-                stopped = true;
+                [[maybe_unused]] ssize_t r = ::read(fd, &count, sizeof count);  // non-blocking
             } else if (fd == m.listen_fd) {
                 m.accept_all();
             } else {
                 m.on_event(fd, events[i].events);
             }
         }
-        if (stopped) return true;
+        if (m.stop_requested_by.load() == ::getpid()) continue;
         if (until.expired()) return false;
     }
 }
 
 void server::request_stop() noexcept {
     int saved = errno;  // a signal handler must leave errno as it found it
+    impl_->stop_requested_by.store(::getpid());
     std::uint64_t one = 1;
     [[maybe_unused]] ssize_t r = ::write(impl_->stop_fd.load(), &one, sizeof one);
     errno = saved;

@@ -426,6 +426,7 @@ unix_listener::unix_listener(std::string_view address, socket_type type,
                 throw_errno("bind", a.display);
         }
         owns_file_ = true;
+        owner_pid_ = ::getpid();
         if (::lstat(path.c_str(), &st) == 0) {
             dev_ = st.st_dev;
             ino_ = st.st_ino;
@@ -453,6 +454,7 @@ unix_listener::unix_listener(unix_listener&& o) noexcept
       dev_(o.dev_),
       ino_(o.ino_),
       owns_file_(std::exchange(o.owns_file_, false)),
+      owner_pid_(o.owner_pid_),
       rejected_(o.rejected_) {}
 
 unix_listener& unix_listener::operator=(unix_listener&& o) noexcept {
@@ -464,6 +466,7 @@ unix_listener& unix_listener::operator=(unix_listener&& o) noexcept {
         dev_ = o.dev_;
         ino_ = o.ino_;
         owns_file_ = std::exchange(o.owns_file_, false);
+        owner_pid_ = o.owner_pid_;
         rejected_ = o.rejected_;
     }
     return *this;
@@ -476,6 +479,9 @@ unix_listener::~unix_listener() {
 void unix_listener::cleanup() noexcept {
     if (!owns_file_) return;
     owns_file_ = false;
+    // A forked child (a worker sharing the listener) leaves the file to the
+    // process that created it, whose clients still connect through it.
+    if (::getpid() != owner_pid_) return;
     // Only remove the file we created: another server may have replaced it.
     struct stat st {};
     if (::lstat(address_.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == dev_ &&

@@ -59,8 +59,9 @@ inline constexpr std::size_t max_method_name = 255;
 bool valid_method_name(std::string_view name) noexcept;
 
 /// Calls methods on one server over one duplex channel. One call at a time
-/// (not thread-safe); a call that timed out may still run on the server, and
-/// its late reply is recognised by its call id and skipped.
+/// (not thread-safe). A call that timed out may still run on the server: the
+/// next call first waits (within its own deadline) for that late reply and
+/// drops it, recognised by its call id, so replies never cross.
 class client {
   public:
     /// Connects to a server listening on url: "unix:/path", "unix:@name" or
@@ -84,15 +85,18 @@ class client {
     io_status call(std::string_view method, std::string_view args, std::string& result,
                    const deadline& until = deadline::never());
 
-    /// The method names the server offers (calls "rpc.methods"). Throws
-    /// ipckit::error(ETIMEDOUT / ECONNRESET) when it cannot get them.
-    std::vector<std::string> methods(const deadline& until = deadline::never());
+    /// The method names the server offers (calls "rpc.methods") into names;
+    /// ok, timed_out or closed as for call().
+    io_status methods(std::vector<std::string>& names, const deadline& until = deadline::never());
 
     const std::string& name() const noexcept;
 
   private:
+    io_status await_reply(std::uint64_t id, const deadline& until);
+
     std::unique_ptr<channel> ch_;
     std::uint64_t next_id_ = 1;
+    std::uint64_t awaiting_ = 0;  // a call whose reply has not been taken yet
     std::string buf_;
     message reply_;
 };

@@ -123,7 +123,8 @@ struct unix_listen_options {
 /// others could connect. If the path holds a socket file whose server is
 /// dead (a connect probe is refused), it is replaced; a live server's socket
 /// is never stolen (EADDRINUSE); any other kind of file is an error
-/// (EEXIST). The destructor unlinks the file it created (if still the same).
+/// (EEXIST). The destructor unlinks the file it created (if still the same),
+/// in the process that created it only (not in a forked child).
 class unix_listener {
   public:
     unix_listener() = default;
@@ -152,6 +153,7 @@ class unix_listener {
     dev_t dev_ = 0;
     ino_t ino_ = 0;
     bool owns_file_ = false;
+    pid_t owner_pid_ = 0;
     std::size_t rejected_ = 0;
 };
 

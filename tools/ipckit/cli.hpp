@@ -3,6 +3,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json_fwd.hpp>
 
 #include <chrono>
 #include <functional>
@@ -10,7 +11,15 @@
 #include <string>
 #include <string_view>
 
+namespace ipckit {
+struct message;
+}
+
 namespace ipckit::cli {
+
+/// One JSON object for a message: seq, size, tag, and "payload" (UTF-8 text)
+/// or "payload_hex" (cmd_recv.cpp; used by recv and rpc call --json).
+nlohmann::ordered_json message_json(const message& m, std::size_t seq);
 
 /// Documented exit codes (see `ipckit --help`).
 enum exit_code : int { exit_ok = 0, exit_failure = 1, exit_usage = 2, exit_timeout = 3 };
@@ -50,6 +59,7 @@ void register_bridge(CLI::App& app, verb& v);
 void register_signal(CLI::App& app, verb& v);
 void register_bench(CLI::App& app, verb& v);
 void register_chat(CLI::App& app, verb& v);
+void register_rpc(CLI::App& app, verb& v);
 void register_ls(CLI::App& app, verb& v);
 void register_rm(CLI::App& app, verb& v);
 

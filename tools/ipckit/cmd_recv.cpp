@@ -40,7 +40,6 @@ std::string hex(std::string_view s) {
 
 }  // namespace
 
-/// One JSON object for a message (shared by recv and bridge --json).
 nlohmann::ordered_json message_json(const message& m, std::size_t seq) {
     nlohmann::ordered_json j{{"seq", seq}, {"size", m.payload.size()}};
     if (m.tag) j["tag"] = *m.tag;

@@ -23,6 +23,7 @@ std::vector<tour_check> all_checks() {
              &tour_checks_mqueue,
              &tour_checks_sockets,
              &tour_checks_shm,
+             &tour_checks_rpc,
          }) {
         auto part = source();
         all.insert(all.end(), std::make_move_iterator(part.begin()),

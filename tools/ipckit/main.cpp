@@ -31,8 +31,8 @@ int main(int argc, char** argv) {
 
     // One line per verb; the order is the order of `ipckit --help`.
     const std::vector<void (*)(CLI::App&, verb&)> registrations{
-        &register_tour, &register_send,  &register_recv, &register_bridge, &register_signal,
-        &register_chat, &register_bench, &register_ls,   &register_rm,
+        &register_tour, &register_send, &register_recv,  &register_bridge, &register_signal,
+        &register_chat, &register_rpc,  &register_bench, &register_ls,     &register_rm,
     };
     std::vector<verb> verbs(registrations.size());
     for (std::size_t i = 0; i < registrations.size(); ++i)

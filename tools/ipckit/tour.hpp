@@ -42,5 +42,6 @@ std::vector<tour_check> tour_checks_fifos();
 std::vector<tour_check> tour_checks_mqueue();
 std::vector<tour_check> tour_checks_sockets();
 std::vector<tour_check> tour_checks_shm();
+std::vector<tour_check> tour_checks_rpc();
 
 }  // namespace ipckit::cli
