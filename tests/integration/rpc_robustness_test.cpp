@@ -105,6 +105,11 @@ TEST(RpcRobustness, ForkedWorkerExitingKeepsTheParentsSocketFile) {
 // connection is accepted on a spare descriptor and closed, not left in the
 // backlog to make every later run() throw. Run in a child with a low limit.
 TEST(RpcRobustness, RunSurvivesRunningOutOfDescriptors) {
+#if defined(__SANITIZE_ADDRESS__)
+    // The sanitizers probe memory through a pipe (UBSan's vptr check, ASan's
+    // reports): with no descriptor left they report objects as invalid.
+    GTEST_SKIP() << "needs free descriptors in the sanitizer runtime";
+#endif
     rpc::server s;
     s.add("echo", [](std::string_view a) { return std::string(a); });
     s.listen("unix:@" + test::unique_name("rpc-robust-emfile"));
