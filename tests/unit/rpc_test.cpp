@@ -171,7 +171,7 @@ TEST(RpcServer, ServeRejectsAPeerThatIsNotAnRpcClient) {
     auto [peer, server_end] = channel_pair();
     ASSERT_EQ(peer->send("hello, not rpc"), io_status::ok);
     rpc::server s;
-    EXPECT_EQ(errno_of([&] { s.serve(*server_end, deadline::after(10s)); }), EPROTO);
+    EXPECT_EQ(errno_of([&, ch = server_end.get()] { s.serve(*ch, deadline::after(10s)); }), EPROTO);
 }
 
 TEST(RpcClient, ReplyThatIsNotRpcIsAProtocolError) {
