@@ -9,6 +9,7 @@
 // is checked against the same arithmetic done locally: exit 0 when all match.
 #include <unistd.h>
 
+#include <charconv>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
@@ -54,9 +55,13 @@ std::int64_t compute(const std::string& method, std::int64_t a, std::int64_t b) 
 }
 
 std::int64_t to_int64(const std::string& s) {
-    std::size_t used = 0;
-    long long v = std::stoll(s, &used);  // throws std::invalid_argument / out_of_range
-    if (used != s.size()) throw std::invalid_argument("not an integer: " + s);
+    std::int64_t v = 0;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    const std::string shown = s.substr(0, 40);  // never echo a huge argument back
+    if (ec == std::errc::result_out_of_range)
+        throw std::invalid_argument("out of 64-bit range: " + shown);
+    if (ec != std::errc() || end != s.data() + s.size())
+        throw std::invalid_argument("not an integer: " + shown);
     return v;
 }
 
@@ -99,11 +104,18 @@ int main(int argc, char** argv) {
         for (int i = 1; i + 2 < argc; i += 3)
             problems.push_back({argv[i], argv[i + 1], argv[i + 2]});
     }
-    for (const auto& p : problems)
+    for (const auto& p : problems) {
         if (!find_op(p.op)) {
             std::fprintf(stderr, "rpc_calculator: unknown operation '%s'\n", p.op.c_str());
             return 2;
         }
+        try {
+            to_int64(p.a), to_int64(p.b);
+        } catch (const std::invalid_argument& e) {
+            std::fprintf(stderr, "rpc_calculator: %s\n", e.what());
+            return 2;
+        }
+    }
     const std::string path = "/tmp/ipckit-calc-" + std::to_string(::getpid()) + ".sock";
     try {
         // Listen before forking: the socket exists before the client

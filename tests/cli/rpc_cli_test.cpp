@@ -93,6 +93,24 @@ TEST(RpcCli, RemoteErrors) {
     r = s.call({"sleep", "60001"});
     EXPECT_EQ(r.status.code, 1);
     EXPECT_NE(r.err.find("0..60000"), std::string::npos) << r.err;
+    // The server's text is escaped (it must not drive the terminal) and quotes
+    // at most 40 bytes of the argument.
+    r = s.call({"add", "\x1b]0;title\x07"});
+    EXPECT_EQ(r.err, "ipckit: rpc add " + s.url +
+                         ": handler failed: not an integer: \\x1b]0;title\\x07\n");
+    r = s.call({"sleep", "-"}, std::string(100000, 'a'));
+    EXPECT_EQ(r.err, "ipckit: rpc sleep " + s.url + ": handler failed: sleep takes milliseconds " +
+                         "0..60000, not '" + std::string(40, 'a') + "...'\n");
+    // Checked before connecting: a bad method name is a usage error.
+    r = s.call({"bad name!"});
+    EXPECT_EQ(r.status.code, 2) << r.err;
+    EXPECT_NE(r.err.find("invalid method name"), std::string::npos) << r.err;
+    // stdin is read up to max_message, not without bound.
+    r = test::run_ipckit({"rpc", "call", s.url + "?max_message=1k", "echo", "-"},
+                         std::string(2000, 'x'));
+    EXPECT_EQ(r.status.code, 1);
+    EXPECT_NE(r.err.find("arguments from stdin exceed max_message (1024 bytes)"), std::string::npos)
+        << r.err;
     // The server survives every bad request.
     r = s.call({"add", "1", "1"});
     EXPECT_EQ(r.out, "2\n") << r.err;
@@ -124,6 +142,9 @@ TEST(RpcCli, TimeoutExits3AndStopInterruptsSleep) {
 
 TEST(RpcCli, JsonAndMethods) {
     rpc_server s{{"--json"}};
+    auto first = json::parse(s.head);
+    EXPECT_EQ(first["serving"], s.url);
+    EXPECT_EQ(first["methods"].size(), 6u) << s.head;
     auto r = s.call({"add", "2", "3", "--json"});
     ASSERT_TRUE(r.status.success()) << r.err;
     auto j = json::parse(r.out);

@@ -43,15 +43,21 @@ void on_stop(int) {
     if (auto* s = g_server.load()) s->request_stop();
 }
 
+// Error texts quote at most this much of a caller's argument.
+std::string quoted(std::string_view arg) {
+    constexpr std::size_t kMax = 40;
+    return arg.size() <= kMax ? std::string(arg) : std::string(arg.substr(0, kMax)) + "...";
+}
+
 std::int64_t parse_int64(std::string_view word) {
     const bool plus = word.size() > 1 && word[0] == '+' && word[1] != '-';  // "+5", not "+-5"
     std::string_view digits = plus ? word.substr(1) : word;
     std::int64_t v = 0;
     auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
     if (ec == std::errc::result_out_of_range)
-        throw std::invalid_argument("integer out of int64 range: " + std::string(word));
+        throw std::invalid_argument("integer out of int64 range: " + quoted(word));
     if (ec != std::errc() || end != digits.data() + digits.size())
-        throw std::invalid_argument("not an integer: " + std::string(word));
+        throw std::invalid_argument("not an integer: " + quoted(word));
     return v;
 }
 
@@ -93,6 +99,8 @@ std::string utc_now() {
     return buf;
 }
 
+deadline g_serve_until = deadline::never();  // serve --timeout: sleep stops there too
+
 std::string sleep_ms(std::string_view args) {
     auto w = words(args);
     std::int64_t ms = -1;
@@ -101,17 +109,25 @@ std::string sleep_ms(std::string_view args) {
     } catch (const std::invalid_argument&) {
     }
     if (ms < 0 || ms > 60000)
-        throw std::invalid_argument("sleep takes milliseconds 0..60000, not '" + std::string(args) +
+        throw std::invalid_argument("sleep takes milliseconds 0..60000, not '" + quoted(args) +
                                     "'");
-    timespec left{static_cast<time_t>(ms / 1000), static_cast<long>(ms % 1000) * 1000000};
-    while (!g_stopping && ::nanosleep(&left, &left) != 0 && errno == EINTR) {
+    // Slices of at most 50 ms: a stop signal or the end of serve --timeout
+    // is seen within one slice, even if it lands just before a nanosleep.
+    const deadline done = deadline::after(std::chrono::milliseconds(ms));
+    while (!done.expired()) {
+        if (g_stopping || g_serve_until.expired())
+            throw std::runtime_error("interrupted: the server is stopping");
+        auto slice =
+            std::min<std::chrono::nanoseconds>(done.remaining(), std::chrono::milliseconds(50));
+        timespec ts{0, static_cast<long>(slice.count())};
+        ::nanosleep(&ts, nullptr);
     }
-    if (g_stopping) throw std::runtime_error("interrupted: the server is stopping");
     return fmt::format("slept {} ms", ms);
 }
 
 struct serve_log {
     bool quiet = false, json = false;
+    bool broken = false;  // stdout went away (e.g. `| head -1`): stop logging, keep serving
     std::uint64_t max_calls = 0, calls = 0;
     rpc::server* server = nullptr;
 };
@@ -131,7 +147,8 @@ rpc::handler logged(std::string name, rpc::handler h, std::shared_ptr<serve_log>
         const auto us =
             std::chrono::duration_cast<std::chrono::microseconds>(steady_clock::now() - start)
                 .count();
-        if (log->json) {
+        if (log->broken) {
+        } else if (log->json) {
             nlohmann::ordered_json j{{"method", name},
                                      {"status", ep ? "error" : "ok"},
                                      {"bytes_in", args.size()},
@@ -147,7 +164,7 @@ rpc::handler logged(std::string name, rpc::handler h, std::shared_ptr<serve_log>
                 fmt::print("rpc: {} ok ({} -> {} bytes, {} us)\n", name, args.size(), result.size(),
                            us);
         }
-        std::fflush(stdout);
+        if (std::fflush(stdout) != 0 || std::ferror(stdout)) log->broken = true;
         if (++log->calls == log->max_calls) log->server->request_stop();
         if (ep) std::rethrow_exception(ep);
         return result;
@@ -165,7 +182,10 @@ int do_serve(const options& o) {
     const deadline until =
         o.timeout.empty() ? deadline::never() : deadline::after(*parse_duration(o.timeout));
     rpc::server server;
-    auto log = std::make_shared<serve_log>(serve_log{o.quiet, o.json, o.max_calls, 0, &server});
+    auto log =
+        std::make_shared<serve_log>(serve_log{o.quiet, o.json, false, o.max_calls, 0, &server});
+    g_serve_until = until;
+    ignore_sigpipe_process_wide();  // a reader of our log that goes away must not kill us
     const std::vector<std::pair<std::string, rpc::handler>> methods{
         {"echo", [](std::string_view a) { return std::string(a); }},
         {"add", add},
@@ -184,11 +204,19 @@ int do_serve(const options& o) {
     sa.restart = false;
     scoped_sigaction on_int(SIGINT, &on_stop, sa), on_term(SIGTERM, &on_stop, sa);
     server.listen(o.url);
-    fmt::print("rpc: serving {} (methods: {})\n", server.address(), names);
-    std::fflush(stdout);
+    if (o.json) {
+        nlohmann::ordered_json j{{"serving", server.address()},
+                                 {"methods", nlohmann::json::array()}};
+        for (const auto& m : methods)
+            j["methods"].push_back(m.first);
+        fmt::print("{}\n", j.dump());
+    } else {
+        fmt::print("rpc: serving {} (methods: {})\n", server.address(), names);
+    }
+    if (std::fflush(stdout) != 0) log->broken = true;
     const bool stopped = server.run(until);
     g_server = nullptr;
-    if (!o.quiet && !o.json) {
+    if (!o.quiet && !o.json && !log->broken) {
         auto st = server.stats();
         fmt::print("rpc: {}, {} call(s), {} error(s)\n", stopped ? "stopped" : "timeout reached",
                    st.calls, st.errors);
@@ -197,17 +225,42 @@ int do_serve(const options& o) {
 }
 
 int do_call(const options& o) {
-    const deadline until =
-        o.timeout.empty() ? deadline::never() : deadline::after(*parse_duration(o.timeout));
     const std::string where = fmt::format("rpc {} {}", o.method, o.url);
-    rpc::client client(o.url, until);  // a URL that is not unix: / tcp: is a usage error
+    if (!rpc::valid_method_name(o.method)) {
+        print_error(
+            fmt::format("{}: invalid method name (1 to 255 letters, digits or _.:-)", where));
+        return exit_usage;
+    }
+    // Arguments first (stdin may be slow): --timeout covers the call only.
+    // stdin is read up to max_message, never without bound.
+    const std::size_t max = parse_url(o.url).max_message(default_max_message);
     std::string args;
     if (o.args.size() == 1 && o.args[0] == "-") {
-        args.assign(std::istreambuf_iterator<char>(std::cin), {});
+        char buf[65536];
+        std::size_t n;
+        while ((n = std::fread(buf, 1, sizeof buf, stdin)) > 0) {
+            args.append(buf, n);
+            if (args.size() > max) {
+                print_error(fmt::format("{}: arguments from stdin exceed max_message ({} bytes)",
+                                        where, max));
+                return exit_failure;
+            }
+        }
     } else {
         for (const auto& a : o.args)
             args += (args.empty() ? "" : " ") + a;
     }
+    const deadline until =
+        o.timeout.empty() ? deadline::never() : deadline::after(*parse_duration(o.timeout));
+    std::optional<rpc::client> connected;
+    try {
+        connected.emplace(o.url, until);  // a URL that is not unix: / tcp: is a usage error
+    } catch (const error& e) {
+        if (e.code().value() != ETIMEDOUT) throw;
+        print_error(fmt::format("{}: timed out after {} (no connection)", where, o.timeout));
+        return exit_timeout;
+    }
+    rpc::client& client = *connected;
     const auto start = steady_clock::now();
     std::string result;
     std::vector<std::string> names;
@@ -216,7 +269,9 @@ int do_call(const options& o) {
         st = o.method == "rpc.methods" ? client.methods(names, until)
                                        : client.call(o.method, args, result, until);
     } catch (const rpc::remote_error& e) {
-        print_error(fmt::format("{}: {}: {}", where, rpc::to_string(e.code()), e.detail()));
+        // The server's text is escaped like a result: it must not drive our terminal.
+        print_error(
+            fmt::format("{}: {}: {}", where, rpc::to_string(e.code()), escape_bytes(e.detail())));
         return exit_failure;
     }
     if (st == io_status::timed_out) {
@@ -265,8 +320,8 @@ void register_rpc(CLI::App& app, verb& v) {
         "A call carries a method name and argument bytes; the reply is result bytes or\n"
         "the server's error (unknown method, handler failed, ...). See docs/rpc.md.\n"
         "Examples:\n"
-        "  ipckit rpc serve unix:@calc &\n"
-        "  ipckit rpc call unix:@calc add 2 3            prints 5\n"
+        "  ipckit rpc serve unix:@calc & sleep 0.2\n"
+        "  ipckit rpc call unix:@calc add 2 3            # prints 5\n"
         "  ipckit rpc call unix:@calc rpc.methods");
     const char* url_help = "unix:/path, unix:@name or tcp://host:port";
 
@@ -274,28 +329,40 @@ void register_rpc(CLI::App& app, verb& v) {
     serve->footer(
         "Methods: echo (returns ARGS), add (sum of signed integers), upper (ASCII\n"
         "uppercase), date (UTC, ISO 8601), sleep (ARGS ms, 0..60000), pid.\n"
-        "Prints 'rpc: serving URL (methods: ...)' first (with the real port for :0),\n"
-        "then one line per call unless -q. Exit status 0 when stopped by a signal,\n"
-        "-n or --timeout.\n"
+        "Prints 'rpc: serving URL (methods: ...)' first (with the real port for :0;\n"
+        "with --json {\"serving\": URL, \"methods\": [...]}), then one line per call of a\n"
+        "demo method unless -q (the closing summary also counts rpc.methods and refused\n"
+        "calls). A sleep is cut short by a stop or the end of --timeout. Exit status 0\n"
+        "when stopped by a signal, -n or --timeout.\n"
         "Example:\n"
         "  ipckit rpc serve tcp://127.0.0.1:0 -n 10 --json");
     serve->add_option("url", o->url, url_help)->required();
-    serve->add_option("-n,--max-calls", o->max_calls, "Stop after N handled calls");
+    serve
+        ->add_option("-n,--max-calls", o->max_calls,
+                     "Stop after N calls of demo methods (0: no limit)")
+        ->check([](const std::string& v) {
+            return v.rfind('-', 0) == 0 ? std::string("must be 0 or more, not " + v)
+                                        : std::string();
+        });
     serve->add_option("-t,--timeout", o->timeout, "Stop after this long (500ms, 15s, 2m)")
         ->check(duration_validator());
     serve->add_flag("-q,--quiet", o->quiet, "No line per call");
     serve->add_flag("--json", o->json,
-                    "One JSON object per call: method, status, bytes_in, bytes_out, microseconds");
+                    "One JSON object per call: method, status, bytes_in, bytes_out, "
+                    "microseconds, error");
 
     auto* call = cmd->add_subcommand("call", "Call METHOD with ARGS and print the result");
     call->footer(
         "ARGS are joined with single spaces; a single '-' reads the arguments from stdin.\n"
         "The result is printed with non-printable bytes escaped (\\xHH) unless --raw;\n"
         "'rpc.methods' lists the server's methods, one per line.\n"
-        "Exit status: 0 ok, 1 remote error / refused / server closed, 2 bad URL,\n"
-        "3 no reply within --timeout ('rpc METHOD URL: timed out after T').\n"
+        "Arguments starting with '-' need '--' before the first argument\n"
+        "(ipckit rpc call URL echo -- -n x); negative numbers pass as they are.\n"
+        "Exit status: 0 ok, 1 remote error / refused / server closed / stdin above\n"
+        "max_message, 2 bad URL or method name, 3 no connection or no reply within\n"
+        "--timeout ('rpc METHOD URL: timed out after T').\n"
         "Examples:\n"
-        "  ipckit rpc call unix:@calc add 2 3 -- -4\n"
+        "  ipckit rpc call unix:@calc add 2 3 -4\n"
         "  head -c 1000 /etc/services | ipckit rpc call tcp://127.0.0.1:7000 echo - --raw\n"
         "  ipckit rpc call unix:/tmp/calc.sock sleep 2000 --timeout 500ms --json");
     call->add_option("url", o->url, url_help)->required();
