@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "detail/syscall.hpp"
+#include "ipckit/error.hpp"
 
 namespace ipckit::test {
 
@@ -135,6 +136,15 @@ exit_status line_process::finish() {
 
 scoped_unlink::~scoped_unlink() {
     ::unlink(path_.c_str());
+}
+
+int errno_of(const std::function<void()>& f) {
+    try {
+        f();
+    } catch (const ipckit::error& e) {
+        return e.code().value();
+    }
+    return 0;
 }
 
 }  // namespace ipckit::test

@@ -66,6 +66,9 @@ class line_process {
     std::string buf_;
 };
 
+/// The errno of the ipckit::error that f throws, or 0 if it throws none.
+int errno_of(const std::function<void()>& f);
+
 /// Removes a file on scope exit (unlink errors ignored).
 class scoped_unlink {
   public:

@@ -16,19 +16,11 @@
 #include "support/test_support.hpp"
 
 using namespace ipckit;
+using ipckit::test::errno_of;
 using namespace std::chrono_literals;
 namespace wire = ipckit::rpc::detail;
 
 namespace {
-
-int errno_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const ipckit::error& e) {
-        return e.code().value();
-    }
-    return 0;
-}
 
 std::pair<std::unique_ptr<channel>, std::unique_ptr<channel>> channel_pair() {
     auto [a, b] = make_socket_pair(socket_type::stream);

@@ -19,21 +19,13 @@
 #include "support/test_support.hpp"
 
 using namespace ipckit;
+using ipckit::test::errno_of;
 using namespace std::chrono_literals;
 
 namespace {
 
 std::string sock_path() {
     return test::unique_path("ipckit-sock") + ".sock";
-}
-
-int errno_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const ipckit::error& e) {
-        return e.code().value();
-    }
-    return 0;
 }
 
 std::string what_of(const std::function<void()>& f) {

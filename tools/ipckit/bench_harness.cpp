@@ -34,6 +34,7 @@
 
 #include "bench.hpp"
 #include "bench_payload.h"
+#include "cli.hpp"
 #include "ipckit/channel.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/fd.hpp"
@@ -131,15 +132,6 @@ machine_info describe_machine() {
     m.flags += " -fsanitize=address";
 #endif
     return m;
-}
-
-std::string utc_now() {
-    std::time_t t = std::time(nullptr);
-    std::tm tm{};
-    ::gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
 }
 
 // ---- hardware floor ---------------------------------------------------------

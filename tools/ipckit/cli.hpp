@@ -52,6 +52,9 @@ bool stderr_is_tty();
 /// safe to print on one line.
 std::string escape_bytes(std::string_view bytes);
 
+/// The current time in UTC, ISO 8601 to the second ("2026-11-26T15:04:05Z").
+std::string utc_now();
+
 void register_send(CLI::App& app, verb& v);
 void register_recv(CLI::App& app, verb& v);
 void register_tour(CLI::App& app, verb& v);

@@ -90,15 +90,6 @@ std::string upper(std::string_view args) {
     return out;
 }
 
-std::string utc_now() {
-    std::time_t t = std::time(nullptr);
-    std::tm tm{};
-    ::gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
-
 deadline g_serve_until = deadline::never();  // serve --timeout: sleep stops there too
 
 std::string sleep_ms(std::string_view args) {
