@@ -14,6 +14,7 @@
 #include <cstring>
 #include <thread>
 
+#include "detail/endian.hpp"
 #include "detail/syscall.hpp"
 #include "ipckit/error.hpp"
 
@@ -65,18 +66,6 @@ void grow_exact(std::string& s, std::size_t wanted) {
     bigger.reserve(wanted);
     bigger.append(s);
     s.swap(bigger);
-}
-
-void put_u32(unsigned char* out, std::uint32_t v) noexcept {
-    for (int i = 0; i < 4; ++i)
-        out[i] = static_cast<unsigned char>(v >> (8 * i));
-}
-
-std::uint32_t get_u32(const unsigned char* in) noexcept {
-    std::uint32_t v = 0;
-    for (int i = 3; i >= 0; --i)
-        v = v << 8 | in[i];
-    return v;
 }
 
 // A chunk writer id: 64 random bits, so that writers in other pid
@@ -131,28 +120,29 @@ void widen_pipe(int fd) noexcept {
 }
 
 void encode_frame_header(std::uint32_t n, unsigned char out[frame_header_size]) noexcept {
-    put_u32(out, n);
+    store_le<std::uint32_t>(out, n);
 }
 
 std::uint32_t decode_frame_header(const unsigned char in[frame_header_size]) noexcept {
-    return get_u32(in);
+    return load_le<std::uint32_t>(in);
 }
 
 void encode_chunk_header(const chunk_header& h, unsigned char out[chunk_header_size]) noexcept {
-    put_u32(out, chunk_marker);
-    put_u32(out + 4, h.total);
-    put_u32(out + 8, static_cast<std::uint32_t>(h.writer));
-    put_u32(out + 12, static_cast<std::uint32_t>(h.writer >> 32));
-    put_u32(out + 16, h.offset);
-    put_u32(out + 20, h.length);
+    store_le<std::uint32_t>(out, chunk_marker);
+    store_le<std::uint32_t>(out + 4, h.total);
+    store_le<std::uint32_t>(out + 8, static_cast<std::uint32_t>(h.writer));
+    store_le<std::uint32_t>(out + 12, static_cast<std::uint32_t>(h.writer >> 32));
+    store_le<std::uint32_t>(out + 16, h.offset);
+    store_le<std::uint32_t>(out + 20, h.length);
 }
 
 chunk_header decode_chunk_header(const unsigned char in[chunk_header_size]) noexcept {
     chunk_header h;
-    h.total = get_u32(in + 4);
-    h.writer = get_u32(in + 8) | static_cast<std::uint64_t>(get_u32(in + 12)) << 32;
-    h.offset = get_u32(in + 16);
-    h.length = get_u32(in + 20);
+    h.total = load_le<std::uint32_t>(in + 4);
+    h.writer = load_le<std::uint32_t>(in + 8) |
+               static_cast<std::uint64_t>(load_le<std::uint32_t>(in + 12)) << 32;
+    h.offset = load_le<std::uint32_t>(in + 16);
+    h.length = load_le<std::uint32_t>(in + 20);
     return h;
 }
 

@@ -1,30 +1,22 @@
 #include "detail/rpc_wire.hpp"
 
+#include "detail/endian.hpp"
+
 namespace ipckit::rpc::detail {
-namespace {
 
-void put_le(std::string& out, std::uint64_t v, int bytes) {
-    for (int i = 0; i < bytes; ++i)
-        out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-
-std::uint64_t get_le(const unsigned char* p, int bytes) noexcept {
-    std::uint64_t v = 0;
-    for (int i = bytes - 1; i >= 0; --i)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-}  // namespace
+using ipckit::detail::load_le;
+using ipckit::detail::store_le;
 
 void encode(const frame& f, std::string& out) {
+    unsigned char h[wire_header_size];
+    store_le(h, wire_magic);
+    h[2] = wire_version;
+    h[3] = static_cast<unsigned char>(f.type);
+    store_le(h + 4, static_cast<std::uint16_t>(f.type == kind::call ? f.method.size() : 0));
+    store_le(h + 6, f.type == kind::error ? f.error_code : std::uint16_t{0});
+    store_le(h + 8, f.id);
     out.reserve(out.size() + wire_header_size + f.method.size() + f.body.size());
-    put_le(out, wire_magic, 2);
-    out.push_back(static_cast<char>(wire_version));
-    out.push_back(static_cast<char>(f.type));
-    put_le(out, f.type == kind::call ? f.method.size() : 0, 2);
-    put_le(out, f.type == kind::error ? f.error_code : 0, 2);
-    put_le(out, f.id, 8);
+    out.append(reinterpret_cast<const char*>(h), wire_header_size);
     if (f.type == kind::call) out.append(f.method);
     out.append(f.body);
 }
@@ -36,14 +28,14 @@ std::optional<frame> decode(std::string_view bytes, decode_failure* why) noexcep
     };
     if (bytes.size() < wire_header_size) return fail(decode_failure::truncated);
     const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
-    if (get_le(p, 2) != wire_magic) return fail(decode_failure::bad_magic);
+    if (load_le<std::uint16_t>(p) != wire_magic) return fail(decode_failure::bad_magic);
     if (p[2] != wire_version) return fail(decode_failure::bad_version);
     if (p[3] < 1 || p[3] > 3) return fail(decode_failure::bad_kind);
     frame f;
     f.type = static_cast<kind>(p[3]);
-    auto method_len = static_cast<std::size_t>(get_le(p + 4, 2));
-    f.error_code = static_cast<std::uint16_t>(get_le(p + 6, 2));
-    f.id = get_le(p + 8, 8);
+    std::size_t method_len = load_le<std::uint16_t>(p + 4);
+    f.error_code = load_le<std::uint16_t>(p + 6);
+    f.id = load_le<std::uint64_t>(p + 8);
     // Fields that do not belong to the kind must be zero, so that a later
     // version can give them a meaning without old peers misreading them.
     bool fields_ok = f.type == kind::call ? method_len >= 1 && method_len <= 255 : method_len == 0;
