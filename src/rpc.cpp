@@ -42,8 +42,7 @@ namespace {
 
 std::string remote_what(errc code, const std::string& method, const std::string& detail) {
     std::string w = method + ": " + to_string(code);
-    if (code != errc::unknown_method && code != errc::bad_request && code != errc::handler_failed &&
-        code != errc::reply_too_large)
+    if (code < errc::unknown_method || code > errc::reply_too_large)  // from a newer server
         w += " " + std::to_string(static_cast<unsigned>(code));
     if (!detail.empty()) w += ": " + detail;
     return w;
@@ -65,6 +64,24 @@ url stream_socket_url(std::string_view text) {
         throw std::invalid_argument("rpc frames its own messages: frame= must be left out (" +
                                     u.text + ")");
     return u;
+}
+
+// Receives replies on ch until the one for call id (its frame, pointing into
+// reply, goes to out); earlier ids are late replies of calls that timed out.
+io_status await_reply(channel& ch, message& reply, std::uint64_t id, const deadline& until,
+                      wire::frame& out) {
+    for (;;) {
+        if (auto st = ch.receive(reply, until); st != io_status::ok) return st;
+        wire::decode_failure why{};
+        auto f = wire::decode(reply.payload, &why);
+        if (!f || f->type == wire::kind::call)
+            throw_error(EPROTO, "rpc call", ch.name(),
+                        f ? "the peer sent a call, not a reply" : wire::to_string(why));
+        if (f->id < id) continue;
+        if (f->id > id) throw_error(EPROTO, "rpc call", ch.name(), "reply to a call never made");
+        out = *f;
+        return io_status::ok;
+    }
 }
 
 }  // namespace
@@ -115,8 +132,10 @@ io_status client::call(std::string_view method, std::string_view args, std::stri
     // before sending, so this call never writes while the server is still
     // writing that reply (two large frames in flight both ways would block
     // both ends) and replies cannot cross.
+    wire::frame f;
     if (awaiting_ != 0) {
-        if (auto st = await_reply(awaiting_, until); st != io_status::ok) return st;
+        if (auto st = await_reply(*ch_, reply_, awaiting_, until, f); st != io_status::ok)
+            return st;
         awaiting_ = 0;
     }
     const std::uint64_t id = next_id_++;
@@ -124,30 +143,13 @@ io_status client::call(std::string_view method, std::string_view args, std::stri
     wire::encode({wire::kind::call, 0, id, method, args}, buf_);
     if (auto st = ch_->send(buf_, until); st != io_status::ok) return st;  // nothing sent
     awaiting_ = id;
-    if (auto st = await_reply(id, until); st != io_status::ok) return st;
+    if (auto st = await_reply(*ch_, reply_, id, until, f); st != io_status::ok) return st;
     awaiting_ = 0;
-    auto f = wire::decode(reply_.payload);  // await_reply checked it
-    if (f->type == wire::kind::error)
-        throw remote_error(static_cast<errc>(f->error_code), std::string(method),
-                           std::string(f->body));
-    result.assign(f->body);
+    if (f.type == wire::kind::error)
+        throw remote_error(static_cast<errc>(f.error_code), std::string(method),
+                           std::string(f.body));
+    result.assign(f.body);
     return io_status::ok;
-}
-
-// Receives replies until the one for call id (left in reply_); earlier ids
-// are late replies of calls that timed out, skipped.
-io_status client::await_reply(std::uint64_t id, const deadline& until) {
-    for (;;) {
-        if (auto st = ch_->receive(reply_, until); st != io_status::ok) return st;
-        wire::decode_failure why{};
-        auto f = wire::decode(reply_.payload, &why);
-        if (!f || f->type == wire::kind::call)
-            throw_error(EPROTO, "rpc call", ch_->name(),
-                        f ? "the peer sent a call, not a reply" : wire::to_string(why));
-        if (f->id < id) continue;
-        if (f->id > id) throw_error(EPROTO, "rpc call", ch_->name(), "reply to a call never made");
-        return io_status::ok;
-    }
 }
 
 io_status client::methods(std::vector<std::string>& names, const deadline& until) {

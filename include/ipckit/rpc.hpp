@@ -92,8 +92,6 @@ class client {
     const std::string& name() const noexcept;
 
   private:
-    io_status await_reply(std::uint64_t id, const deadline& until);
-
     std::unique_ptr<channel> ch_;
     std::uint64_t next_id_ = 1;
     std::uint64_t awaiting_ = 0;  // a call whose reply has not been taken yet
