@@ -408,10 +408,14 @@ struct server::impl {
             auto used = consume(c, c.in.data() + c.in_pos, c.in.size() - c.in_pos);
             if (!used) return;
             c.in_pos += *used;
-            if (c.in_pos < c.in.size()) return;  // a reply is pending again
-            c.in.clear();
-            c.in_pos = 0;
+            if (c.in_pos == c.in.size()) {
+                c.in.clear();
+                c.in_pos = 0;
+            }
         }
+        // A reply is pending again: read nothing (an EOF read now, from a
+        // client that half-closed, would drop it unsent).
+        if (!c.out.empty()) return;
         // A bounded number of reads per event keeps one busy client from
         // starving the others (epoll is level-triggered: it comes back).
         for (int i = 0; i < 16; ++i) {

@@ -11,6 +11,7 @@
 #include <string>
 #include <thread>
 
+#include "channels/stream_channel.hpp"
 #include "detail/rpc_wire.hpp"
 #include "ipckit/error.hpp"
 #include "support/test_support.hpp"
@@ -237,4 +238,30 @@ TEST(RpcServer, RunReturnsFalseAtItsDeadline) {
     EXPECT_FALSE(s.run(deadline::after(50ms)));
     s.request_stop();  // a stop requested before run() ends the next one at once
     EXPECT_TRUE(s.run(deadline::after(10s)));
+}
+
+// Two calls in one write, then a half-close: the second call is answered from
+// the bytes kept while the first (large) reply was pending, and neither reply
+// is dropped when the EOF is read.
+TEST(RpcServer, PipelinedCallsThenHalfCloseGetEveryReply) {
+    const std::size_t big = 4u << 20;
+    rpc::server s;
+    s.add("big", [&](std::string_view) { return std::string(big, 'z'); });
+    s.listen("unix:@" + test::unique_name("ipckit-rpc-pipelined"));
+    std::string two_calls;
+    for (std::uint64_t id : {1, 2}) {
+        std::string call;
+        wire::encode({wire::kind::call, 0, id, "big", ""}, call);
+        unsigned char header[4];
+        ipckit::detail::encode_frame_header(static_cast<std::uint32_t>(call.size()), header);
+        two_calls.append(reinterpret_cast<const char*>(header), 4).append(call);
+    }
+    sock c = connect_unix(s.address().substr(5), socket_type::stream, deadline::after(5s));
+    ASSERT_EQ(c.send(two_calls), io_status::ok);
+    c.shutdown_write();
+    std::thread t([&] { s.run(deadline::after(30s)); });
+    std::string got = test::read_all(c.fd(), deadline::after(20s));
+    s.request_stop();
+    t.join();
+    EXPECT_EQ(got.size(), 2 * (4 + wire::wire_header_size + big));
 }
