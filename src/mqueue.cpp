@@ -9,8 +9,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
-#include <fstream>
 #include <string>
 
 #include "detail/syscall.hpp"
@@ -18,15 +16,6 @@
 
 namespace ipckit {
 namespace {
-
-long read_proc_long(const char* path) noexcept {
-    std::FILE* f = std::fopen(path, "re");
-    if (!f) return -1;
-    long v = -1;
-    if (std::fscanf(f, "%ld", &v) != 1) v = -1;
-    std::fclose(f);
-    return v;
-}
 
 std::string limit_text(const char* what, long value) {
     return std::string("/proc/sys/fs/mqueue/") + what + " = " +
@@ -125,11 +114,11 @@ bool run_until(Op&& op, int fd, short events, const deadline& until, const char*
 
 mq_limits mq_limits::read() noexcept {
     mq_limits l;
-    l.msg_max = read_proc_long("/proc/sys/fs/mqueue/msg_max");
-    l.msgsize_max = read_proc_long("/proc/sys/fs/mqueue/msgsize_max");
-    l.msg_default = read_proc_long("/proc/sys/fs/mqueue/msg_default");
-    l.msgsize_default = read_proc_long("/proc/sys/fs/mqueue/msgsize_default");
-    l.queues_max = read_proc_long("/proc/sys/fs/mqueue/queues_max");
+    l.msg_max = detail::read_proc_long("/proc/sys/fs/mqueue/msg_max");
+    l.msgsize_max = detail::read_proc_long("/proc/sys/fs/mqueue/msgsize_max");
+    l.msg_default = detail::read_proc_long("/proc/sys/fs/mqueue/msg_default");
+    l.msgsize_default = detail::read_proc_long("/proc/sys/fs/mqueue/msgsize_default");
+    l.queues_max = detail::read_proc_long("/proc/sys/fs/mqueue/queues_max");
     rlimit rl{};
     if (::getrlimit(RLIMIT_MSGQUEUE, &rl) == 0)
         l.rlimit_bytes = rl.rlim_cur == RLIM_INFINITY ? -1 : static_cast<long long>(rl.rlim_cur);

@@ -10,7 +10,6 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
-#include <fstream>
 
 #include "detail/syscall.hpp"
 #include "ipckit/error.hpp"
@@ -38,12 +37,9 @@ std::size_t set_pipe_capacity(int fd, std::size_t bytes) {
     int r = ::fcntl(fd, F_SETPIPE_SZ, static_cast<int>(bytes));
     if (r < 0) {
         int e = errno;
-        std::string limit;
-        std::ifstream in("/proc/sys/fs/pipe-max-size");
-        if (in >> limit)
-            limit = "requested " + std::to_string(bytes) +
-                    " bytes, /proc/sys/fs/pipe-max-size is " + limit;
-        throw_error(e, "fcntl(F_SETPIPE_SZ)", "fd " + std::to_string(fd), limit);
+        throw_error(e, "fcntl(F_SETPIPE_SZ)", "fd " + std::to_string(fd),
+                    "requested " + std::to_string(bytes) + " bytes, " +
+                        detail::proc_setting("/proc/sys/fs/pipe-max-size"));
     }
     return static_cast<std::size_t>(r);
 }

@@ -65,6 +65,10 @@ std::uint32_t slot_stride_for(std::size_t slot_size) {
     return static_cast<std::uint32_t>(align_up(sizeof(ring_slot) + slot_size, ring_cache_line));
 }
 
+std::atomic<std::uint32_t>& waiters_of(ring::layout* h, ring_role side) noexcept {
+    return side == ring_role::producer ? h->producer_waiters : h->consumer_waiters;
+}
+
 [[noreturn]] void corrupt(std::string_view object, const std::string& what) {
     throw_error(EPROTO, "ring", object, what);
 }
@@ -99,8 +103,11 @@ std::size_t ring::required_size(const ring_options& o) {
         bad("slot count " + std::to_string(o.capacity) + " must be a power of two >= 2");
     if (o.slot_size == 0 || o.slot_size > ring_max_slot_size)
         bad("slot size " + std::to_string(o.slot_size) + " must be 1 .. 1 GiB");
-    std::uint64_t data = std::uint64_t{slot_stride_for(o.slot_size)} * o.capacity;
-    if (data > ring_max_capacity) bad("slots * slot size above 1 TiB");
+    const std::uint64_t stride = slot_stride_for(o.slot_size);
+    // Divide, not multiply: slots * stride can wrap to a small number (found
+    // by review: 2^58 slots of 64 B passed as a 576-byte ring).
+    if (o.capacity > ring_max_capacity / stride) bad("slots * slot size above 1 TiB");
+    const std::uint64_t data = stride * o.capacity;
     return sizeof(layout) + data;
 }
 
@@ -211,7 +218,13 @@ ring::ring(std::shared_ptr<const mapping> memory, ring_role role, std::string de
                            " bytes, header says " + std::to_string(h_->total_size) +
                            ", mapping has " + std::to_string(size));
     data_ = memory_->data() + sizeof(layout);
-    mask_ = h_->capacity - 1;
+    // From here on the geometry is read from these copies only: a peer that
+    // rewrites the header later cannot move a bounds check (found by review).
+    kind_ = o.kind;
+    capacity_ = o.capacity;
+    slot_size_ = o.slot_size;
+    slot_stride_ = slot_stride_for(o.slot_size);
+    mask_ = capacity_ - 1;
     attach();
 }
 
@@ -231,6 +244,7 @@ void ring::attach() {
             }
         }
     }
+    if (peer_slot_ >= 0) clear_dead_waiters(table, slots);
     if (peer_slot_ < 0) {
         std::int32_t holder = table[0].load(std::memory_order_relaxed);
         const char* what = role_ == ring_role::producer ? "producer" : "consumer";
@@ -242,6 +256,8 @@ void ring::attach() {
                     "all " + std::to_string(ring_max_peers) + " " + what + " slots are taken");
     }
     if (role_ == ring_role::producer) {
+        // A claim left by the dead process that held this slot is not ours.
+        h_->producer_claims[peer_slot_].store(0, std::memory_order_relaxed);
         h_->producers_seen.store(1, std::memory_order_release);
         if (spsc) {
             index_ = h_->head.load(std::memory_order_acquire);
@@ -257,23 +273,40 @@ void ring::attach() {
     }
 }
 
+// A process killed while asleep leaves its waiter bit set, and every publish
+// would then make a futex_wake system call for nobody. Attaching is when a
+// crashed peer is replaced: clear our own slot's bit, and the bits of slots
+// whose process is gone (freeing those slots). Bits of live peers stay.
+void ring::clear_dead_waiters(std::atomic<std::int32_t>* table, std::size_t slots) {
+    auto& waiters = waiters_of(h_, role_);
+    waiters.fetch_and(~my_waiter_bit(), std::memory_order_relaxed);
+    const std::uint32_t bits = waiters.load(std::memory_order_relaxed);
+    for (std::size_t i = 0; i < slots; ++i) {
+        if ((bits & (std::uint32_t{1} << i)) == 0 || static_cast<int>(i) == peer_slot_) continue;
+        std::int32_t pid = table[i].load(std::memory_order_acquire);
+        if (pid != 0 && process_alive(pid)) continue;
+        waiters.fetch_and(~(std::uint32_t{1} << i), std::memory_order_relaxed);
+        if (pid != 0) table[i].compare_exchange_strong(pid, 0, std::memory_order_acq_rel);
+    }
+}
+
 // spsc producer attaching: a record is published by its stamp, head is
 // stored after it. A producer killed between the two left head short of
 // records the consumer may already have taken: step over every published
 // record from head to the zero stamp that ends them, so nothing is
 // overwritten. Bounded by the capacity: a corrupt ring stops it.
 void ring::skip_published_records() {
-    const std::uint64_t cap = h_->capacity;
+    const std::uint64_t cap = capacity_;
     const std::uint64_t start = index_;
     while (index_ - start < cap) {
         const ring_record* r = record_at(index_);
         const std::uint32_t stamp = r->stamp.load(std::memory_order_acquire);
         const std::uint64_t off = index_ & mask_;
+        const std::uint64_t rec = ring_record_size + align_up(r->length, 8);
         if (stamp == ring_stamp(index_, true)) {
             index_ += cap - off;
-        } else if (stamp == ring_stamp(index_, false) &&
-                   ring_record_size + align_up(r->length, 8) <= cap - off) {
-            index_ += ring_record_size + align_up(r->length, 8);
+        } else if (stamp == ring_stamp(index_, false) && rec <= cap - off) {
+            index_ += rec;
         } else {
             break;  // the zero stamp after the last record (or garbage: stop)
         }
@@ -290,6 +323,10 @@ ring::ring(ring&& o) noexcept
       peer_slot_(std::exchange(o.peer_slot_, -1)),
       pid_(o.pid_),
       spin_(o.spin_),
+      kind_(o.kind_),
+      capacity_(o.capacity_),
+      slot_size_(o.slot_size_),
+      slot_stride_(o.slot_stride_),
       mask_(o.mask_),
       index_(o.index_),
       cached_other_(o.cached_other_),
@@ -331,15 +368,15 @@ void ring::detach() noexcept {
 }
 
 ring_kind ring::kind() const noexcept {
-    return static_cast<ring_kind>(h_->kind);
+    return kind_;
 }
 std::size_t ring::capacity() const noexcept {
-    return static_cast<std::size_t>(h_->capacity);
+    return static_cast<std::size_t>(capacity_);
 }
 std::size_t ring::max_message() const noexcept {
     // spsc: a record header, and the next record's stamp that must stay free.
-    return kind() == ring_kind::spsc ? static_cast<std::size_t>(h_->capacity) - 2 * ring_record_size
-                                     : static_cast<std::size_t>(h_->slot_size);
+    return kind() == ring_kind::spsc ? static_cast<std::size_t>(capacity_) - 2 * ring_record_size
+                                     : static_cast<std::size_t>(slot_size_);
 }
 
 // ---- peers and waiting --------------------------------------------------------------
@@ -360,15 +397,23 @@ bool ring::peers_gone(bool producers, bool may_probe) {
             peer_seen_ = true;
             return false;
         }
-        // Free the dead process's slot so a new peer can take it.
+        // Free the dead process's slot so a new peer can take it, and its
+        // waiter bit first (it can no longer set it; a new holder of the
+        // slot could, and would then sleep at most one sleep_slice).
+        waiters_of(h_, producers ? ring_role::producer : ring_role::consumer)
+            .fetch_and(~(std::uint32_t{1} << i), std::memory_order_relaxed);
         table[i].compare_exchange_strong(p, 0, std::memory_order_acq_rel);
     }
     if (producers) return peer_seen_;
     return h_->consumers_seen.load(std::memory_order_acquire) != 0;
 }
 
+std::uint32_t ring::my_waiter_bit() const noexcept {
+    return std::uint32_t{1} << peer_slot_;
+}
+
 void ring::notify_consumers() noexcept {
-    // seq_cst pairs with the consumer's seq_cst increment of consumer_waiters
+    // seq_cst pairs with the consumer's seq_cst setting of its consumer_waiters bit
     // followed by its seq_cst re-check of the index: either it sees our data or
     // we see it waiting (no lost wake-up), without a fence on the fast path.
     if (h_->consumer_waiters.load(std::memory_order_seq_cst) != 0) {
@@ -391,18 +436,18 @@ bool ring::data_ready() {
         return record_at(index_)->stamp.load(std::memory_order_seq_cst) != 0;
     }
     std::uint64_t pos = h_->tail.load(std::memory_order_relaxed);
-    auto* s = reinterpret_cast<ring_slot*>(data_ + (pos & mask_) * h_->slot_stride);
+    auto* s = slot_at(pos);
     return s->seq.load(std::memory_order_seq_cst) == pos + 1;
 }
 
 bool ring::space_ready(std::size_t bytes) {
     if (kind() == ring_kind::spsc) {
-        if (h_->capacity - (index_ - cached_other_) >= bytes) return true;
+        if (capacity_ - (index_ - cached_other_) >= bytes) return true;
         cached_other_ = h_->tail.load(std::memory_order_seq_cst);
-        return h_->capacity - (index_ - cached_other_) >= bytes;
+        return capacity_ - (index_ - cached_other_) >= bytes;
     }
     std::uint64_t pos = h_->head.load(std::memory_order_relaxed);
-    auto* s = reinterpret_cast<ring_slot*>(data_ + (pos & mask_) * h_->slot_stride);
+    auto* s = slot_at(pos);
     return s->seq.load(std::memory_order_seq_cst) == pos;
 }
 
@@ -413,14 +458,26 @@ bool ring::skip_abandoned_slot(bool may_probe) {
     if (!may_probe || kind() != ring_kind::mpmc) return false;
     std::uint64_t pos = h_->tail.load(std::memory_order_relaxed);
     if (h_->head.load(std::memory_order_acquire) <= pos) return false;  // not claimed yet
-    auto* s = reinterpret_cast<ring_slot*>(data_ + (pos & mask_) * h_->slot_stride);
+    auto* s = slot_at(pos);
     if (s->seq.load(std::memory_order_acquire) != pos) return false;  // committed or previous lap
+    const auto me = static_cast<std::int32_t>(pid_);
     std::int32_t owner = s->owner.load(std::memory_order_acquire);
-    if (owner == 0 || owner == static_cast<std::int32_t>(pid_) || process_alive(owner))
+    if (owner == 0) {
+        // Claimed, owner not recorded yet: wait while any live producer
+        // claims this slot (the winner, or a loser about to move on). None:
+        // the winner died between its CAS and its owner store (found by
+        // review: that stalled every consumer for good).
+        for (std::size_t i = 0; i < ring_max_peers; ++i) {
+            if (h_->producer_claims[i].load(std::memory_order_acquire) != pos + 1) continue;
+            const std::int32_t pid = h_->producers[i].load(std::memory_order_acquire);
+            if (pid == me || (pid != 0 && process_alive(pid))) return false;
+        }
+    } else if (owner == me || process_alive(owner)) {
         return false;
+    }
     if (!h_->tail.compare_exchange_strong(pos, pos + 1, std::memory_order_relaxed)) return true;
     s->owner.store(0, std::memory_order_relaxed);
-    s->seq.store(pos + h_->capacity, std::memory_order_seq_cst);
+    s->seq.store(pos + capacity_, std::memory_order_seq_cst);
     notify_producers();
     return true;
 }
@@ -449,19 +506,19 @@ io_status ring::wait_data(const deadline& until) {
         }
         if (expired) return io_status::timed_out;
         std::uint32_t seen = h_->data_seq.load(std::memory_order_acquire);
-        h_->consumer_waiters.fetch_add(1, std::memory_order_seq_cst);
+        h_->consumer_waiters.fetch_or(my_waiter_bit(), std::memory_order_seq_cst);
         if (!data_ready()) {
             auto slice = deadline::after(sleep_slice);
             const deadline& d = (until.is_never() || slice.when() < until.when()) ? slice : until;
             try {
                 futex_wait(h_->data_seq, seen, d);
             } catch (...) {
-                h_->consumer_waiters.fetch_sub(1, std::memory_order_relaxed);
+                h_->consumer_waiters.fetch_and(~my_waiter_bit(), std::memory_order_relaxed);
                 throw;
             }
             last_probe_ns_ = 0;  // after sleeping, probing is cheap by comparison
         }
-        h_->consumer_waiters.fetch_sub(1, std::memory_order_relaxed);
+        h_->consumer_waiters.fetch_and(~my_waiter_bit(), std::memory_order_relaxed);
     }
 }
 
@@ -484,19 +541,19 @@ io_status ring::wait_space(std::size_t bytes, const deadline& until) {
             return space_ready(bytes) ? io_status::ok : io_status::closed;
         if (expired) return io_status::timed_out;
         std::uint32_t seen = h_->space_seq.load(std::memory_order_acquire);
-        h_->producer_waiters.fetch_add(1, std::memory_order_seq_cst);
+        h_->producer_waiters.fetch_or(my_waiter_bit(), std::memory_order_seq_cst);
         if (!space_ready(bytes)) {
             auto slice = deadline::after(sleep_slice);
             const deadline& d = (until.is_never() || slice.when() < until.when()) ? slice : until;
             try {
                 futex_wait(h_->space_seq, seen, d);
             } catch (...) {
-                h_->producer_waiters.fetch_sub(1, std::memory_order_relaxed);
+                h_->producer_waiters.fetch_and(~my_waiter_bit(), std::memory_order_relaxed);
                 throw;
             }
             last_probe_ns_ = 0;
         }
-        h_->producer_waiters.fetch_sub(1, std::memory_order_relaxed);
+        h_->producer_waiters.fetch_and(~my_waiter_bit(), std::memory_order_relaxed);
     }
 }
 
@@ -504,6 +561,10 @@ io_status ring::wait_space(std::size_t bytes, const deadline& until) {
 
 ring_record* ring::record_at(std::uint64_t pos) const noexcept {
     return reinterpret_cast<ring_record*>(data_ + (pos & mask_));
+}
+
+ring_slot* ring::slot_at(std::uint64_t pos) const noexcept {
+    return reinterpret_cast<ring_slot*>(data_ + (pos & mask_) * slot_stride_);
 }
 
 // spsc: makes the record at pos (length already written, size bytes with its
@@ -550,12 +611,21 @@ void ring::zero_ahead(std::uint64_t from) noexcept {
     if (zeroed_to_ < line_after) zeroed_to_ = line_after;  // nothing zeroed yet beyond
     zeroed_from_ = line_after;
     const std::uint64_t start = zeroed_to_;
-    const std::uint64_t stop = std::min(line_after + kAhead, cached_other_ + h_->capacity);
+    const std::uint64_t stop = std::min(line_after + kAhead, cached_other_ + capacity_);
     if (start >= stop) return;
-    const std::uint64_t first = std::min(stop - start, h_->capacity - (start & mask_));
+    const std::uint64_t first = std::min(stop - start, capacity_ - (start & mask_));
     std::memset(data_ + (start & mask_), 0, first);
     if (first < stop - start) std::memset(data_, 0, stop - start - first);  // wrapped
     zeroed_to_ = stop;
+}
+
+// Bytes from pos on are no longer known to be zero (a loan's unused part).
+// zero_ahead() sets zeroed_from_ past the last publish, so shrinking the
+// known-zero range from above is what keeps it from claiming them again
+// (found by review: a short commit's leftover bytes were read as the stamp
+// of a later record, once delivering a message that was never sent).
+void ring::forget_zeroed_from(std::uint64_t pos) noexcept {
+    if (zeroed_to_ > pos) zeroed_to_ = pos;
 }
 
 ring_loan ring::loan(std::size_t size, const deadline& until) {
@@ -567,7 +637,7 @@ ring_loan ring::loan(std::size_t size, const deadline& until) {
                     "message is " + std::to_string(size) + " bytes, the ring's maximum is " +
                         std::to_string(max_message()));
     if (kind() == ring_kind::spsc) {
-        const std::uint64_t cap = h_->capacity;
+        const std::uint64_t cap = capacity_;
         // Each record also needs the 8 bytes after it free: the stamp there
         // is zeroed before the record is published (see ring_record).
         const std::uint64_t need = ring_record_size + align_up(size, 8);
@@ -607,11 +677,15 @@ ring_loan ring::loan(std::size_t size, const deadline& until) {
     // mpmc: claim the slot at head when its sequence says it is free.
     std::uint64_t pos = h_->head.load(std::memory_order_relaxed);
     for (;;) {
-        auto* s = reinterpret_cast<ring_slot*>(data_ + (pos & mask_) * h_->slot_stride);
+        auto* s = slot_at(pos);
         std::uint64_t seq = s->seq.load(std::memory_order_acquire);
         auto diff = static_cast<std::int64_t>(seq - pos);
         if (diff == 0) {
-            if (h_->head.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) {
+            // The claim goes out before the CAS (released by it): whoever
+            // sees head past pos also sees who claimed pos.
+            h_->producer_claims[peer_slot_].store(pos + 1, std::memory_order_relaxed);
+            if (h_->head.compare_exchange_weak(pos, pos + 1, std::memory_order_release,
+                                               std::memory_order_relaxed)) {
                 s->owner.store(static_cast<std::int32_t>(pid_), std::memory_order_release);
                 busy_ = true;
                 busy_pos_ = pos;
@@ -637,11 +711,15 @@ void ring::commit(std::size_t used) {
                         std::to_string(busy_size_) + "-byte loan");
     busy_ = false;
     if (kind() == ring_kind::spsc) {
+        const std::uint64_t size = ring_record_size + align_up(used, 8);
+        // The loan's unused bytes hold whatever the caller wrote: they must
+        // not count as zeroed ahead (zero_ahead() re-zeroes from here on).
+        if (used < busy_size_) forget_zeroed_from(busy_pos_ + size);
         record_at(busy_pos_)->length = static_cast<std::uint32_t>(used);
-        publish(busy_pos_, ring_record_size + align_up(used, 8), false);  // notifies
+        publish(busy_pos_, size, false);  // notifies
         return;
     }
-    auto* s = reinterpret_cast<ring_slot*>(data_ + (busy_pos_ & mask_) * h_->slot_stride);
+    auto* s = slot_at(busy_pos_);
     s->length = static_cast<std::uint32_t>(used);
     s->seq.store(busy_pos_ + 1, std::memory_order_seq_cst);
     notify_consumers();
@@ -652,14 +730,16 @@ void ring::abandon() noexcept {
     busy_ = false;
     if (kind() == ring_kind::mpmc) {
         // The slot is claimed: hand it on as "skip" so consumers do not stall.
-        auto* s = reinterpret_cast<ring_slot*>(data_ + (busy_pos_ & mask_) * h_->slot_stride);
+        auto* s = slot_at(busy_pos_);
         s->length = ring_slot_abandoned;
         s->seq.store(busy_pos_ + 1, std::memory_order_seq_cst);
         notify_consumers();
     }
-    // spsc: nothing was published; the space is simply reused. A padding
-    // record held back for this message goes out alone, or the consumer
-    // would wait at it while a larger next loan waits for its space.
+    // spsc: nothing was published; the space is simply reused, and what the
+    // caller wrote in it is not zero. A padding record held back for this
+    // message goes out alone, or the consumer would wait at it while a
+    // larger next loan waits for its space.
+    if (kind() == ring_kind::spsc) forget_zeroed_from(busy_pos_ + ring_record_size);
     if (kind() == ring_kind::spsc && pad_pos_ != no_pad) {
         const std::uint64_t pos = pad_pos_;
         pad_pos_ = no_pad;
@@ -689,7 +769,7 @@ ring_peek ring::peek(const deadline& until) {
         for (;;) {
             io_status st = wait_data(until);
             if (st != io_status::ok) return {st, {}};
-            const std::uint64_t cap = h_->capacity;
+            const std::uint64_t cap = capacity_;
             const std::uint64_t off = index_ & mask_;
             const ring_record* r = record_at(index_);
             const std::uint32_t stamp = r->stamp.load(std::memory_order_acquire);
@@ -702,35 +782,38 @@ ring_peek ring::peek(const deadline& until) {
             if (stamp != ring_stamp(index_, false))
                 corrupt(name_, "corrupt record stamp " + std::to_string(stamp) + " at position " +
                                    std::to_string(index_));
-            const std::uint64_t rec = ring_record_size + align_up(r->length, 8);
+            // Read once: the checked value must be the one used.
+            const std::uint32_t length = r->length;
+            const std::uint64_t rec = ring_record_size + align_up(length, 8);
             if (rec > cap - off)
-                corrupt(name_, "corrupt record (length " + std::to_string(r->length) + ")");
+                corrupt(name_, "corrupt record (length " + std::to_string(length) + ")");
             busy_ = true;
             busy_pos_ = index_;
             busy_size_ = rec;
             peer_seen_ = true;
-            return {io_status::ok, {data_ + off + ring_record_size, r->length}};
+            return {io_status::ok, {data_ + off + ring_record_size, length}};
         }
     }
     for (;;) {
         std::uint64_t pos = h_->tail.load(std::memory_order_relaxed);
-        auto* s = reinterpret_cast<ring_slot*>(data_ + (pos & mask_) * h_->slot_stride);
+        auto* s = slot_at(pos);
         std::uint64_t seq = s->seq.load(std::memory_order_acquire);
         auto diff = static_cast<std::int64_t>(seq - (pos + 1));
         if (diff == 0) {
             if (!h_->tail.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) continue;
             busy_ = true;
             busy_pos_ = pos;
-            if (s->length == ring_slot_abandoned) {
+            const std::uint32_t length = s->length;  // read once: checked = used
+            if (length == ring_slot_abandoned) {
                 release();
                 continue;
             }
-            if (s->length > h_->slot_size) {
+            if (length > slot_size_) {
                 release();
-                corrupt(name_, "corrupt slot (length " + std::to_string(s->length) + ")");
+                corrupt(name_, "corrupt slot (length " + std::to_string(length) + ")");
             }
             peer_seen_ = true;
-            return {io_status::ok, {reinterpret_cast<const std::byte*>(s + 1), s->length}};
+            return {io_status::ok, {reinterpret_cast<const std::byte*>(s + 1), length}};
         }
         if (diff < 0) {
             io_status st = wait_data(until);
@@ -747,9 +830,9 @@ void ring::release() {
         index_ = busy_pos_ + busy_size_;
         h_->tail.store(index_, std::memory_order_seq_cst);
     } else {
-        auto* s = reinterpret_cast<ring_slot*>(data_ + (busy_pos_ & mask_) * h_->slot_stride);
+        auto* s = slot_at(busy_pos_);
         s->owner.store(0, std::memory_order_relaxed);
-        s->seq.store(busy_pos_ + h_->capacity, std::memory_order_seq_cst);
+        s->seq.store(busy_pos_ + capacity_, std::memory_order_seq_cst);
     }
     notify_producers();
 }

@@ -240,12 +240,13 @@ sysv_shm sysv_shm::open(const sysv_key& key, std::size_t size, open_mode how,
             int e = errno;
             if (e == EINVAL)
                 throw_error(e, "shmget", s.name_,
-                            "size " + std::to_string(size) +
-                                " is outside SHMMIN..SHMMAX "
-                                "(/proc/sys/kernel/shmmax)");
+                            "size " + std::to_string(size) + " is outside SHMMIN..SHMMAX, " +
+                                detail::proc_setting("/proc/sys/kernel/shmmax"));
             if (e == ENOSPC)
-                throw_error(e, "shmget", s.name_,
-                            "segment limit reached (/proc/sys/kernel/shmmni, shmall)");
+                throw_error(
+                    e, "shmget", s.name_,
+                    "segment limit reached: " + detail::proc_setting("/proc/sys/kernel/shmmni") +
+                        ", " + detail::proc_setting("/proc/sys/kernel/shmall") + " pages");
             throw_error(e, "shmget", s.name_);
         }
     }

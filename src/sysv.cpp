@@ -80,11 +80,7 @@ bool queue_gone(int id) noexcept {
 
 std::size_t sysv_msg_max() {
     static const std::size_t value = [] {
-        long v = -1;
-        if (std::FILE* f = std::fopen("/proc/sys/kernel/msgmax", "re")) {
-            if (std::fscanf(f, "%ld", &v) != 1) v = -1;
-            std::fclose(f);
-        }
+        const long v = detail::read_proc_long("/proc/sys/kernel/msgmax");
         return v > 0 ? static_cast<std::size_t>(v) : std::size_t{8192};
     }();
     return value;
@@ -103,7 +99,7 @@ sysv_message_queue sysv_message_queue::open(sysv_key key, open_mode mode, unsign
         else if (err == EEXIST)
             detail = "a queue with this key already exists (create_only)";
         else if (err == ENOSPC)
-            detail = "system limit /proc/sys/kernel/msgmni reached";
+            detail = "system limit reached: " + detail::proc_setting("/proc/sys/kernel/msgmni");
         throw_error(err, "msgget", "sysvmq:" + key.to_string(), detail);
     }
     return sysv_message_queue(id, key);

@@ -148,6 +148,7 @@ void validate_value(std::string_view text, std::size_t pos, const std::string& s
             if (!parse_u64(value)) bad("must be a non-negative integer");
             if (key == "id" && (*parse_u64(value) < 1 || *parse_u64(value) > 255))
                 bad("must be 1..255 (the ftok project id)");
+            if (key == "maxmsg" && *parse_u64(value) == 0) bad("must be at least 1");
             if (key == "priority" && *parse_u64(value) >= 32768)
                 bad("must be below 32768 (MQ_PRIO_MAX)");
             break;
@@ -211,6 +212,9 @@ void check_posix_name(std::string_view text, std::size_t pos, std::string_view n
         fail(text, pos, name.size(),
              std::string(what) + " name is longer than NAME_MAX (" + std::to_string(kPosixNameMax) +
                  ")");
+    if (name == "/." || name == "/..")
+        fail(text, pos + 1, name.size() - 1,
+             "'.' and '..' are not " + std::string(what) + " names");
 }
 
 void check_path(std::string_view text, std::size_t pos, std::string_view path) {

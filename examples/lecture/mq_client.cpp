@@ -30,8 +30,8 @@ int main(int argc, char** argv) {
         mine.max_messages = 4;
         mine.message_size = 256;
         mine.write = false;
-        ipckit::mq_remover remover(my_name);
         auto replies = ipckit::message_queue::open(my_name, mine);
+        ipckit::mq_remover remover(my_name);  // ours now: removed however we leave
 
         // The server may still be starting: retry for up to 5 s.
         ipckit::mq_options so;

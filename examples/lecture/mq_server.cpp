@@ -43,8 +43,10 @@ int main(int argc, char** argv) {
         o.max_messages = 8;
         o.message_size = 256;
         o.write = false;
-        ipckit::mq_remover remover(name);
         auto server = ipckit::message_queue::open(name, o);
+        // Only after the open succeeded: a second server that fails with
+        // EEXIST must not unlink the first one's queue on its way out.
+        ipckit::mq_remover remover(name);
         std::printf("server: listening on %s\n", name.c_str());
         std::fflush(stdout);
 

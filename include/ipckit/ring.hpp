@@ -23,6 +23,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -37,6 +38,7 @@
 namespace ipckit {
 
 struct ring_record;  // private, in src/detail/ring_layout.hpp
+struct ring_slot;    // private, in src/detail/ring_layout.hpp
 
 enum class ring_kind : std::uint32_t { spsc = 1, mpmc = 2 };
 enum class ring_role { producer, consumer };
@@ -142,16 +144,20 @@ class ring {
 
   private:
     void attach();
+    void clear_dead_waiters(std::atomic<std::int32_t>* table, std::size_t slots);
     void detach() noexcept;
     bool peers_gone(bool producers, bool may_probe);
     io_status wait_space(std::size_t bytes, const deadline& until);
     io_status wait_data(const deadline& until);
     bool data_ready();
     bool space_ready(std::size_t bytes);
+    std::uint32_t my_waiter_bit() const noexcept;
     void notify_consumers() noexcept;
     void notify_producers() noexcept;
     bool skip_abandoned_slot(bool may_probe);
     ring_record* record_at(std::uint64_t pos) const noexcept;
+    ring_slot* slot_at(std::uint64_t pos) const noexcept;
+    void forget_zeroed_from(std::uint64_t pos) noexcept;
     void publish(std::uint64_t pos, std::uint64_t size, bool pad) noexcept;
     void zero_ahead(std::uint64_t from) noexcept;
     void skip_published_records();
@@ -164,6 +170,11 @@ class ring {
     int peer_slot_ = -1;
     pid_t pid_ = 0;
     unsigned spin_ = 0;
+    // Geometry, copied from the header once it was validated.
+    ring_kind kind_ = ring_kind::spsc;
+    std::uint64_t capacity_ = 0;
+    std::uint64_t slot_size_ = 0;
+    std::uint64_t slot_stride_ = 0;
     std::uint64_t mask_ = 0;
     // Producer: own head (spsc) and cached tail; consumer: own tail and cached head.
     std::uint64_t index_ = 0;

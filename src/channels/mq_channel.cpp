@@ -4,6 +4,7 @@
 #include <poll.h>
 
 #include <algorithm>
+#include <optional>
 #include <thread>
 
 #include "channels/factories.hpp"
@@ -70,6 +71,22 @@ class mq_channel final : public channel {
     std::size_t max_ = 0;
 };
 
+// mq_open ignores the attributes when the queue exists: a URL that asks for
+// a size the existing queue does not have is refused now, not at the first
+// message that does not fit.
+void check_geometry(const message_queue& q, std::optional<std::uint64_t> maxmsg,
+                    std::optional<std::uint64_t> msgsize, const std::string& object) {
+    if (!maxmsg && !msgsize) return;
+    const mq_attributes a = q.attributes();
+    const bool differs = (maxmsg && static_cast<long>(*maxmsg) != a.max_messages) ||
+                         (msgsize && static_cast<long>(*msgsize) != a.message_size);
+    if (differs)
+        throw_error(EEXIST, "mq_open", object,
+                    "the queue exists with maxmsg=" + std::to_string(a.max_messages) +
+                        " msgsize=" + std::to_string(a.message_size) +
+                        ", not what the URL asks; drop maxmsg/msgsize or remove the queue");
+}
+
 }  // namespace
 
 std::unique_ptr<channel> open_mq_channel(const url& u, channel_role role,
@@ -96,7 +113,9 @@ std::unique_ptr<channel> open_mq_channel(const url& u, channel_role role,
     // appear, but only as long as the caller's open deadline allows.
     for (;;) {
         try {
-            return std::make_unique<mq_channel>(message_queue::open(u.path, o), u.text, priority);
+            auto q = message_queue::open(u.path, o);
+            check_geometry(q, maxmsg, u.unsigned_param("msgsize"), u.text);
+            return std::make_unique<mq_channel>(std::move(q), u.text, priority);
         } catch (const error& e) {
             if (e.code().value() != ENOENT || options.open_deadline.is_never() ||
                 options.open_deadline.expired())

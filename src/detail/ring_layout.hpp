@@ -15,8 +15,10 @@ namespace ipckit {
 
 inline constexpr std::size_t ring_cache_line = 64;
 inline constexpr std::uint64_t ring_magic = 0x31474e49524b5049ull;  // "IPKRING1" little-endian
-inline constexpr std::uint32_t ring_version = 2;                    // 2: spsc records carry a stamp
-inline constexpr std::size_t ring_max_peers = 16;
+// 2: spsc records carry a stamp; 3: waiter words are per-peer bits, mpmc
+// producers publish their claims.
+inline constexpr std::uint32_t ring_version = 3;
+inline constexpr std::size_t ring_max_peers = 16;  // <= 32: one waiter bit each
 inline constexpr std::size_t ring_min_spsc_capacity = 64;
 inline constexpr std::size_t ring_max_capacity = std::size_t{1} << 40;
 inline constexpr std::size_t ring_max_slot_size = std::size_t{1} << 30;
@@ -38,10 +40,12 @@ struct ring::layout {
     alignas(ring_cache_line) std::atomic<std::uint64_t> head;
     // Consumer line: the read index.
     alignas(ring_cache_line) std::atomic<std::uint64_t> tail;
-    // Consumers sleep on data_seq while consumer_waiters > 0.
+    // Consumers sleep on data_seq; bit i of consumer_waiters is set while
+    // the consumer in peer slot i sleeps (bits, not a count: a process
+    // killed asleep leaves a bit that whoever frees its slot clears).
     alignas(ring_cache_line) std::atomic<std::uint32_t> data_seq;
     std::atomic<std::uint32_t> consumer_waiters;
-    // Producers sleep on space_seq while producer_waiters > 0.
+    // Producers sleep on space_seq; producer_waiters as consumer_waiters.
     alignas(ring_cache_line) std::atomic<std::uint32_t> space_seq;
     std::atomic<std::uint32_t> producer_waiters;
     // Attached peers (pid, 0 = free) and whether any ever attached.
@@ -49,6 +53,11 @@ struct ring::layout {
     std::atomic<std::uint32_t> producers_seen;
     alignas(ring_cache_line) std::atomic<std::int32_t> consumers[ring_max_peers];
     std::atomic<std::uint32_t> consumers_seen;
+    // mpmc: what the producer in peer slot i is claiming or holds, as slot
+    // position + 1 (0: nothing). Stored before its head CAS, so a claimed
+    // slot whose owner field is still 0 (the producer died right after the
+    // CAS) can be traced to a live or dead claimant.
+    alignas(ring_cache_line) std::atomic<std::uint64_t> producer_claims[ring_max_peers];
 };
 
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);

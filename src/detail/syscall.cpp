@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 
 #include "ipckit/error.hpp"
 
@@ -286,6 +287,20 @@ sigpipe_guard::~sigpipe_guard() {
         pthread_sigmask(SIG_UNBLOCK, &unblock, nullptr);
     }
     errno = saved_errno;
+}
+
+long read_proc_long(const char* path) noexcept {
+    std::FILE* f = std::fopen(path, "re");
+    if (!f) return -1;
+    long v = -1;
+    if (std::fscanf(f, "%ld", &v) != 1) v = -1;
+    std::fclose(f);
+    return v;
+}
+
+std::string proc_setting(const char* path) {
+    const long v = read_proc_long(path);
+    return std::string(path) + " = " + (v < 0 ? std::string("unknown") : std::to_string(v));
 }
 
 }  // namespace ipckit::detail

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include <sys/uio.h>
@@ -91,6 +92,12 @@ io_outcome read_some(int fd, std::span<std::byte> buf, const deadline& until,
 io_outcome read_some_v(int fd, std::span<const ::iovec> bufs, const deadline& until,
                        std::string_view object, std::size_t& got, fd_kind kind = fd_kind::unknown,
                        socket_timeouts* timeouts = nullptr);
+
+/// A kernel setting from /proc (e.g. "/proc/sys/kernel/msgmni"); -1 when it
+/// cannot be read.
+long read_proc_long(const char* path) noexcept;
+/// "<path> = <value>" (or "= unknown"), for errors that name the limit hit.
+std::string proc_setting(const char* path);
 
 /// Records that the application set SIGPIPE to SIG_IGN process-wide
 /// (ipckit::ignore_sigpipe_process_wide): sigpipe_guard then does nothing.

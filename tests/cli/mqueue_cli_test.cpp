@@ -85,6 +85,7 @@ TEST(MqueueCli, PriorityOrderEndToEnd) {
     ASSERT_EQ(msgs.size(), 4u) << r.out;
     EXPECT_EQ(msgs[0]["payload"], "high");
     EXPECT_EQ(msgs[0]["tag"], 9);
+    EXPECT_EQ(msgs[0]["priority"], 9);
     EXPECT_EQ(msgs[1]["payload"], "mid-a");
     EXPECT_EQ(msgs[2]["payload"], "mid-b");
     EXPECT_EQ(msgs[2]["tag"], 5);
@@ -142,6 +143,35 @@ TEST(MqueueCli, BadInputAndErrors) {
     r = run_ipckit({"recv", "mq:" + name + "?create=create_only", "--timeout", "1s"});
     EXPECT_EQ(r.status.code, 1);
     EXPECT_NE(r.err.find("File exists"), std::string::npos) << r.err;
+
+    // Sizes the existing queue does not have are refused at open, not at the
+    // first message that does not fit.
+    r = run_ipckit({"recv", "mq:" + name + "?maxmsg=8&msgsize=4096", "--timeout", "1s"});
+    EXPECT_EQ(r.status.code, 1);
+    EXPECT_NE(r.err.find("exists with maxmsg=1 msgsize=8"), std::string::npos) << r.err;
+    r = run_ipckit({"recv", "mq:" + name + "?maxmsg=1&msgsize=8", "-n", "1", "--timeout", "1s"});
+    EXPECT_TRUE(r.status.success()) << r.err;  // the same sizes are fine
+
+    // A bad --priority is a usage error found before anything is created.
+    const std::string other = qname();
+    mq_remover rm_other(other);
+    r = run_ipckit({"send", "mq:" + other + "?create=open_or_create", "--priority", "40000", "x"});
+    EXPECT_EQ(r.status.code, 2);
+    EXPECT_NE(r.err.find("--priority must be 0..32767, got 40000"), std::string::npos) << r.err;
+    EXPECT_FALSE(message_queue::remove(other)) << "a refused send created the queue";
+    r = run_ipckit({"send", "fifo:/tmp/never-made", "--tag", "3", "x"});
+    EXPECT_EQ(r.status.code, 2);
+    EXPECT_NE(r.err.find("--tag applies to mq: (priority) and sysvmq: (type) only"),
+              std::string::npos)
+        << r.err;
+    // maxmsg=0 and '.' / '..' are URL errors (exit 2), like every other bad name.
+    for (const char* bad : {"mq:/q?maxmsg=0&msgsize=64", "mq:/..", "mq:/."}) {
+        r = run_ipckit({"recv", bad, "--timeout", "1s"});
+        EXPECT_EQ(r.status.code, 2) << bad << ": " << r.err;
+    }
+    r = run_ipckit({"recv", "mq:" + other, "-n", "-1"});
+    EXPECT_EQ(r.status.code, 2);
+    EXPECT_NE(r.err.find("must be 0 or more"), std::string::npos) << r.err;
 }
 
 TEST(SysvMqCli, TypesEndToEnd) {
@@ -156,6 +186,7 @@ TEST(SysvMqCli, TypesEndToEnd) {
     auto msgs = json_lines(r.out);
     ASSERT_EQ(msgs.size(), 2u) << r.out;
     EXPECT_EQ(msgs[0]["tag"], 1);
+    EXPECT_EQ(msgs[0]["type"], 1);
     EXPECT_EQ(msgs[0]["payload"], "one");
     EXPECT_EQ(msgs[1]["tag"], 2);
     r = run_ipckit({"recv", k.url(), "-n", "1", "--timeout", "10s"});
@@ -165,7 +196,7 @@ TEST(SysvMqCli, TypesEndToEnd) {
     EXPECT_EQ(r.status.code, 3);
 
     r = run_ipckit({"send", k.url(), "--type", "0", "bad"});
-    EXPECT_EQ(r.status.code, 1);
+    EXPECT_EQ(r.status.code, 2);  // a usage error, found before the queue is opened
     EXPECT_NE(r.err.find("must be > 0"), std::string::npos) << r.err;
 }
 

@@ -99,6 +99,13 @@ TEST(SignalCli, SendToAMissingProcessSaysSo) {
     r = run_ipckit({"signal", "send", pid, "RTMIN+1", "--value", "5"});
     EXPECT_EQ(r.status.code, 1);
     EXPECT_EQ(r.err, "ipckit: sigqueue pid " + pid + ": No such process\n");
+    // Signal 0 is kill's existence probe: a missing pid fails, this one is there.
+    r = run_ipckit({"signal", "send", pid, "0"});
+    EXPECT_EQ(r.status.code, 1);
+    EXPECT_EQ(r.err, "ipckit: kill pid " + pid + ": No such process\n");
+    r = run_ipckit({"signal", "send", std::to_string(::getpid()), "0"});
+    EXPECT_TRUE(r.status.success()) << r.err;
+    EXPECT_EQ(r.out, "");
 }
 
 TEST(SignalCli, WatchReportsKillAndKillQueueAndIpckitSend) {

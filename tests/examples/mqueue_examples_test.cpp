@@ -82,6 +82,28 @@ TEST(MqueueExamples, PosixServerAnswersEachClientOnItsOwnQueue) {
     }
 }
 
+TEST(MqueueExamples, SecondPosixServerLeavesTheFirstOnesQueueAlone) {
+    std::string server_name = std::string("/").append(test::unique_name("ipckit-mqex2"));
+    mq_remover rm(server_name);
+    spawn_options so;
+    so.out = stdio_mode::pipe;
+    auto first = spawn({example("mq_server"), server_name, "1"}, so);
+    // Wait until the first server has created its queue.
+    for (auto until = std::chrono::steady_clock::now() + 10s;
+         !std::ifstream("/dev/mqueue" + server_name) && std::chrono::steady_clock::now() < until;)
+        std::this_thread::sleep_for(10ms);
+    auto second = run({example("mq_server"), server_name, "1"}, {}, deadline::after(20s));
+    EXPECT_EQ(second.status.code, 1) << second.status.describe();
+    EXPECT_NE(second.err.find("File exists"), std::string::npos) << second.err;
+    // The first server's queue survived the second's failure: a client is served.
+    auto client = run({example("mq_client"), server_name, "1"}, {}, deadline::after(20s));
+    EXPECT_TRUE(client.status.success()) << client.status.describe() << client.err;
+    EXPECT_EQ(count(client.out, "for 'request 1'"), 1u) << client.out;
+    auto st = first.wait_until(deadline::after(20s));
+    ASSERT_TRUE(st) << "first server did not finish";
+    EXPECT_TRUE(st->success()) << st->describe();
+}
+
 TEST(MqueueExamples, PosixClientRejectsBadQueueName) {
     auto r = run({example("mq_client"), "no-slash", "1"}, {}, deadline::after(20s));
     EXPECT_EQ(r.status.code, 1);

@@ -12,7 +12,9 @@
 #include <map>
 #include <memory>
 #include <new>
+#include <thread>
 
+#include "detail/ring_layout.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/ring.hpp"
 #include "ipckit/sync.hpp"
@@ -275,6 +277,40 @@ TEST(RingProcesses, ConsumerKilledIsClosedForABlockedProducer) {
     EXPECT_EQ(p.send("more", deadline::after(50ms)), io_status::timed_out);  // alive, just slow
     ::kill(consumer.pid(), SIGKILL);
     EXPECT_EQ(p.send("more", deadline::after(10s)), io_status::closed);
+}
+
+// A consumer killed while asleep in the futex leaves its waiter bit set;
+// the next consumer to attach clears it, or every publish would make a
+// futex_wake system call for nobody.
+TEST(RingProcesses, ConsumerKilledAsleepLeavesNoWaiterBehind) {
+    for (ring_kind kind : {ring_kind::spsc, ring_kind::mpmc}) {
+        SCOPED_TRACE(to_string(kind));
+        auto name = "/" + test::unique_name("ringp-waiter");
+        shm_remover rm(name);
+        ring p = ring::create(name, ring_role::producer,
+                              kind == ring_kind::spsc ? spsc(1024) : mpmc(8, 64));
+        auto view = shared_memory::open(name, 0, {.how = open_mode::open_only}).map();
+        const auto& h = *reinterpret_cast<const ring::layout*>(view.data());
+        test::forked_child sleeper([&] {
+            ring c = ring::open(name, ring_role::consumer);
+            std::string out;
+            c.receive(out);  // nothing comes: sleeps until killed
+            return 2;
+        });
+        auto until = deadline::after(20s);
+        while (h.consumer_waiters.load() == 0 && !until.expired())
+            std::this_thread::sleep_for(1ms);
+        ASSERT_NE(h.consumer_waiters.load(), 0u) << "the child never went to sleep";
+        ::kill(sleeper.pid(), SIGKILL);
+        auto st = sleeper.wait(10s);
+        ASSERT_TRUE(st.has_value());
+        ring c = ring::open(name, ring_role::consumer);
+        EXPECT_EQ(h.consumer_waiters.load(), 0u);
+        ASSERT_EQ(p.send("after", deadline::after(10s)), io_status::ok);
+        std::string out;
+        ASSERT_EQ(c.receive(out, deadline::after(10s)), io_status::ok);
+        EXPECT_EQ(out, "after");
+    }
 }
 
 TEST(RingProcesses, ChannelSendRecvBetweenProcesses) {

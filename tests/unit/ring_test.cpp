@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <thread>
 #include <vector>
@@ -114,6 +115,50 @@ TEST(RingGeometry, CapacityMustBeAPowerOfTwoAndLargeEnough) {
     }
     std::vector<std::byte> small(100);
     EXPECT_THROW(ring::format(small, spsc(4096)), std::invalid_argument);
+    // slots * stride must not wrap: 2^58 slots of 64 bytes is 2^64, i.e. 0.
+    EXPECT_THROW(ring::required_size(mpmc(std::size_t{1} << 58, 32)), std::invalid_argument);
+    EXPECT_THROW(ring::required_size(mpmc(std::size_t{1} << 63, 1 << 20)), std::invalid_argument);
+}
+
+// A header whose geometry wraps the size computation is refused on attach
+// (it was accepted as a 576-byte ring, and the next receive read far outside).
+TEST(RingHeader, MpmcGeometryThatOverflowsIsRefused) {
+    const auto o = mpmc(4, 32);
+    const auto m = memory_for(o);
+    auto& h = *reinterpret_cast<ring::layout*>(m->data());
+    h.capacity = std::uint64_t{1} << 58;
+    h.total_size = sizeof(ring::layout) + 64;  // what the wrapped product gives
+    EXPECT_EQ(error_code([&] { ring r(m, ring_role::consumer, "wrap"); }), EPROTO);
+}
+
+// Geometry is read once, at attach: a peer that rewrites the header later
+// cannot widen a bounds check (a huge length then crashed the reader).
+TEST(RingHeader, HeaderRewrittenAfterAttachDoesNotMoveBoundsChecks) {
+    {
+        const auto m = memory_for(spsc(4096));
+        ring p(m, ring_role::producer, "rewrite");
+        ring c(m, ring_role::consumer, "rewrite");
+        ASSERT_EQ(p.try_send("hello"), io_status::ok);
+        auto& h = *reinterpret_cast<ring::layout*>(m->data());
+        h.capacity = std::uint64_t{1} << 40;
+        reinterpret_cast<ring_record*>(m->data() + sizeof(ring::layout))->length = 0x7ffffff0;
+        std::string out;
+        EXPECT_EQ(error_code([&] { (void)c.try_receive(out); }), EPROTO);
+        EXPECT_EQ(c.capacity(), 4096u);
+    }
+    {
+        const auto m = memory_for(mpmc(4, 32));
+        ring p(m, ring_role::producer, "rewrite");
+        ring c(m, ring_role::consumer, "rewrite");
+        ASSERT_EQ(p.try_send("hello"), io_status::ok);
+        auto& h = *reinterpret_cast<ring::layout*>(m->data());
+        h.slot_size = std::uint64_t{1} << 40;
+        auto* slot = reinterpret_cast<ring_slot*>(m->data() + sizeof(ring::layout));
+        slot->length = 0x7ffffff0;
+        std::string out;
+        EXPECT_EQ(error_code([&] { (void)c.try_receive(out); }), EPROTO);
+        EXPECT_EQ(c.max_message(), 32u);
+    }
 }
 
 TEST(RingHeader, CorruptOrForeignHeaderIsAClearError) {
@@ -405,6 +450,72 @@ TEST(RingSpsc, AbandonedLoanBytesNeverPassForTheNextRecord) {
     EXPECT_EQ(out, "after");
 }
 
+// Every producer operation mixed at random (whole sends, loans filled with
+// bytes that imitate a record header at every 8-byte position, then
+// committed in full, in part or abandoned) against a model queue: the
+// consumer gets exactly the committed messages, in order, and nothing else
+// (a short commit once let loan bytes be read as a later record).
+TEST(RingSpsc, RandomLoansCommitsAndAbandonsAgainstAModel) {
+    for (std::size_t cap : {64u, 128u, 256u, 1024u, 4096u}) {
+        SCOPED_TRACE(cap);
+        const auto m = memory_for(spsc(cap));
+        ring p(m, ring_role::producer, "model");
+        ring c(m, ring_role::consumer, "model");
+        std::deque<std::string> expected;
+        std::uint64_t rng = 0x9e3779b97f4a7c15ull ^ cap;
+        auto next = [&rng](std::uint64_t n) {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            return rng % n;
+        };
+        std::string out;
+        for (int step = 0; step < 20000; ++step) {
+            const std::size_t size = next(p.max_message() + 1);
+            const std::uint64_t op = next(8);
+            if (op < 4) {  // a loan
+                auto l = p.loan(size, deadline::immediate());
+                if (l.status != io_status::ok) {
+                    ASSERT_EQ(l.status, io_status::timed_out);
+                } else {
+                    // Fake records: {length 1..8, a stamp valid for each position}.
+                    for (std::size_t i = 0; i + 8 <= size; i += 8) {
+                        const std::uint32_t fake[2] = {static_cast<std::uint32_t>(1 + i % 8),
+                                                       ring_stamp(i, (i & 8) != 0)};
+                        std::memcpy(l.buffer.data() + i, fake, sizeof fake);
+                    }
+                    if (op == 0) {
+                        p.abandon();
+                    } else {
+                        const std::size_t used = op == 1 ? size : next(size + 1);
+                        std::memcpy(l.buffer.data(), pattern(used, step).data(), used);
+                        p.commit(used);
+                        expected.push_back(pattern(used, step));
+                    }
+                }
+            } else if (op < 6) {  // a whole send
+                if (p.try_send(pattern(size, step)) == io_status::ok)
+                    expected.push_back(pattern(size, step));
+            } else {  // receive one, or find the ring empty
+                const io_status st = c.try_receive(out);
+                if (expected.empty()) {
+                    ASSERT_EQ(st, io_status::timed_out) << "delivered a message never committed";
+                } else {
+                    ASSERT_EQ(st, io_status::ok) << "step " << step;
+                    ASSERT_EQ(out, expected.front()) << "step " << step;
+                    expected.pop_front();
+                }
+            }
+        }
+        while (!expected.empty()) {
+            ASSERT_EQ(c.try_receive(out), io_status::ok);
+            ASSERT_EQ(out, expected.front());
+            expected.pop_front();
+        }
+        EXPECT_EQ(c.try_receive(out), io_status::timed_out);
+    }
+}
+
 TEST(RingSpsc, ProducerLeavingIsClosedOnceDrained) {
     const auto m = memory_for(spsc(1024));
     ring c(m, ring_role::consumer, "close");
@@ -520,6 +631,38 @@ TEST(RingMpmc, BasicsAndSlotLimit) {
     ASSERT_EQ(p.try_send("kept"), io_status::ok);
     ASSERT_EQ(c.try_receive(out), io_status::ok);
     EXPECT_EQ(out, "kept");
+}
+
+// A producer killed right after its head CAS, before it recorded itself as
+// the slot's owner, left a claimed slot that no consumer would skip. Its
+// claim (published before the CAS) names it: no live claimant, skip.
+TEST(RingMpmc, SlotClaimedByAProducerThatDiedBeforeRecordingItselfIsSkipped) {
+    const auto m = memory_for(mpmc(4, 32));
+    auto& h = *reinterpret_cast<ring::layout*>(m->data());
+    ring p(m, ring_role::producer, "claim");
+    ring c(m, ring_role::consumer, "claim");
+    // Slot 0 claimed by a producer whose peer slot (5) was freed after it died.
+    h.producer_claims[5].store(1);
+    h.head.store(1);
+    ASSERT_EQ(p.try_send("after"), io_status::ok);  // slot 1
+    std::string out;
+    ASSERT_EQ(c.receive(out, deadline::after(10s)), io_status::ok);
+    EXPECT_EQ(out, "after");
+}
+
+TEST(RingMpmc, SlotClaimedByALiveProducerIsWaitedFor) {
+    const auto m = memory_for(mpmc(4, 32));
+    auto& h = *reinterpret_cast<ring::layout*>(m->data());
+    ring p(m, ring_role::producer, "claim");
+    ring c(m, ring_role::consumer, "claim");
+    // Slot 0 claimed by a live producer (this process, in peer slot 3) that
+    // has not recorded itself as the owner yet.
+    h.producers[3].store(static_cast<std::int32_t>(::getpid()));
+    h.producer_claims[3].store(1);
+    h.head.store(1);
+    ASSERT_EQ(p.try_send("after"), io_status::ok);
+    std::string out;
+    EXPECT_EQ(c.receive(out, deadline::after(100ms)), io_status::timed_out);
 }
 
 TEST(RingMpmc, ThreadsExactlyOnceInOrderPerProducer) {

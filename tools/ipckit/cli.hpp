@@ -17,9 +17,11 @@ struct message;
 
 namespace ipckit::cli {
 
-/// One JSON object for a message: seq, size, tag, and "payload" (UTF-8 text)
-/// or "payload_hex" (cmd_recv.cpp; used by recv and rpc call --json).
-nlohmann::ordered_json message_json(const message& m, std::size_t seq);
+/// One JSON object for a message: seq, size, tag (repeated under tag_name,
+/// e.g. "priority", when given), and "payload" (UTF-8 text) or "payload_hex"
+/// (cmd_recv.cpp; used by recv and rpc call --json).
+nlohmann::ordered_json message_json(const message& m, std::size_t seq,
+                                    std::string_view tag_name = {});
 
 /// Documented exit codes (see `ipckit --help`).
 enum exit_code : int { exit_ok = 0, exit_failure = 1, exit_usage = 2, exit_timeout = 3 };
@@ -40,6 +42,9 @@ std::optional<std::chrono::nanoseconds> parse_duration(std::string_view text);
 
 /// A CLI11 option callback-friendly validator for durations.
 CLI::Validator duration_validator();
+
+/// Refuses a negative count (-n N options, which are unsigned).
+CLI::Validator count_validator();
 
 /// Prints "ipckit: <message>" to stderr.
 void print_error(std::string_view message);

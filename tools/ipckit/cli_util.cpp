@@ -54,6 +54,15 @@ CLI::Validator duration_validator() {
         "DURATION");
 }
 
+CLI::Validator count_validator() {
+    return CLI::Validator(
+        [](std::string& s) -> std::string {
+            // An unsigned option would take "-1" as a huge count: refuse it.
+            return s.rfind('-', 0) == 0 ? "must be 0 or more, not " + s : std::string();
+        },
+        "N");
+}
+
 void print_error(std::string_view message) {
     std::fflush(stdout);
     fmt::print(stderr, "ipckit: {}\n", message);

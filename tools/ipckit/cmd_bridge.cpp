@@ -23,7 +23,7 @@ void register_bridge(CLI::App& app, verb& v) {
         "  ipckit bridge 'tcp://0.0.0.0:7000?frame=line' fifo:/tmp/log -n 100");
     cmd->add_option("from", o->from, "URL to receive from")->required();
     cmd->add_option("to", o->to, "URL to send to")->required();
-    cmd->add_option("-n,--count", o->count, "Stop after N messages");
+    cmd->add_option("-n,--count", o->count, "Stop after N messages")->check(count_validator());
     cmd->add_option("-t,--timeout", o->timeout, "Give up after this long")
         ->check(duration_validator());
     cmd->add_flag("-q,--quiet", o->quiet, "No summary on stderr");

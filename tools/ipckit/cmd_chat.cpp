@@ -406,8 +406,10 @@ void register_chat(CLI::App& app, verb& v) {
     serve->add_option("url", o->url, "tcp://host:port or unix:/path | unix:@name")->required();
     serve->add_option("--queue-limit", o->queue_limit,
                       "Bytes queued for one client before it is dropped (default 256k)");
-    serve->add_option("--max-line", o->max_line, "Longer lines are cut (default 4096)");
-    serve->add_option("--max-clients", o->max_clients, "Refuse clients past this (default 1000)");
+    serve->add_option("--max-line", o->max_line, "Longer lines are cut (default 4096)")
+        ->check(count_validator());
+    serve->add_option("--max-clients", o->max_clients, "Refuse clients past this (default 1000)")
+        ->check(count_validator());
     serve->add_option("--sndbuf", o->sndbuf,
                       "Kernel send buffer per client, bounds memory (default 32k; 0 = system)");
 

@@ -9,6 +9,7 @@
 
 #include "cli.hpp"
 #include "ipckit/channel.hpp"
+#include "ipckit/url.hpp"
 
 namespace ipckit::cli {
 namespace {
@@ -40,9 +41,12 @@ std::string hex(std::string_view s) {
 
 }  // namespace
 
-nlohmann::ordered_json message_json(const message& m, std::size_t seq) {
+nlohmann::ordered_json message_json(const message& m, std::size_t seq, std::string_view tag_name) {
     nlohmann::ordered_json j{{"seq", seq}, {"size", m.payload.size()}};
-    if (m.tag) j["tag"] = *m.tag;
+    if (m.tag) {
+        j["tag"] = *m.tag;
+        if (!tag_name.empty()) j[std::string(tag_name)] = *m.tag;
+    }
     if (valid_utf8(m.payload))
         j["payload"] = m.payload;
     else
@@ -72,10 +76,13 @@ void register_recv(CLI::App& app, verb& v) {
         "  ipckit recv mq:/jobs --json --timeout 5s\n"
         "  ipckit recv 'unix:/tmp/a.sock?frame=line'");
     cmd->add_option("url", o->url, "Channel URL (e.g. fifo:/tmp/x, mq:/jobs)")->required();
-    cmd->add_option("-n,--count", o->count, "Stop after N messages (default: until closed)");
+    cmd->add_option("-n,--count", o->count, "Stop after N messages (default: until closed)")
+        ->check(count_validator());
     cmd->add_option("-t,--timeout", o->timeout, "Give up after this long (500ms, 15s, 2m)")
         ->check(duration_validator());
-    cmd->add_flag("--json", o->json, "One JSON object per message: seq, size, tag, payload");
+    cmd->add_flag("--json", o->json,
+                  "One JSON object per message: seq, size, tag (also as priority for mq:, type for "
+                  "sysvmq:), payload");
     cmd->add_flag("--raw", o->raw, "Print payload bytes unescaped");
     cmd->add_flag("--listen", o->listen, "Own/listen on the endpoint (the default for recv)");
     cmd->add_flag("--connect", o->connect, "Connect to an endpoint someone else owns");
@@ -92,6 +99,10 @@ void register_recv(CLI::App& app, verb& v) {
         std::string url = o->url;
         if (o->all) url += (url.find('?') == std::string::npos ? "?" : "&") + std::string("all=1");
         auto ch = open_channel(url, channel_role::receiver, opts);
+        const std::string scheme = parse_url(url).scheme;
+        const std::string_view tag_name = scheme == "mq"       ? "priority"
+                                          : scheme == "sysvmq" ? "type"
+                                                               : "";
         // A listener on port 0 learns its real address only now: say it.
         if (ch->name() != url) fmt::print(stderr, "ipckit: recv listening on {}\n", ch->name());
         message m;
@@ -104,7 +115,7 @@ void register_recv(CLI::App& app, verb& v) {
                 return exit_timeout;
             }
             if (o->json) {
-                fmt::print("{}\n", message_json(m, seq).dump());
+                fmt::print("{}\n", message_json(m, seq, tag_name).dump());
             } else {
                 if (m.tag) fmt::print("[{}] ", *m.tag);
                 if (o->raw)

@@ -331,10 +331,7 @@ void register_rpc(CLI::App& app, verb& v) {
     serve
         ->add_option("-n,--max-calls", o->max_calls,
                      "Stop after N calls of demo methods (0: no limit)")
-        ->check([](const std::string& v) {
-            return v.rfind('-', 0) == 0 ? std::string("must be 0 or more, not " + v)
-                                        : std::string();
-        });
+        ->check(count_validator());
     serve->add_option("-t,--timeout", o->timeout, "Stop after this long (500ms, 15s, 2m)")
         ->check(duration_validator());
     serve->add_flag("-q,--quiet", o->quiet, "No line per call");

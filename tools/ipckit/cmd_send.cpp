@@ -9,8 +9,31 @@
 #include "cli.hpp"
 #include "ipckit/channel.hpp"
 #include "ipckit/error.hpp"
+#include "ipckit/mqueue.hpp"
+#include "ipckit/url.hpp"
 
 namespace ipckit::cli {
+namespace {
+
+// --tag is checked against the URL's transport before anything is opened, so
+// a bad value is a usage error that creates no queue.
+void check_tag(const std::string& url_text, long tag) {
+    const std::string scheme = parse_url(url_text).scheme;
+    if (scheme == "mq") {
+        if (tag < 0 || tag >= static_cast<long>(mq_priority_limit))
+            throw std::invalid_argument(fmt::format("send {}: --priority must be 0..{}, got {}",
+                                                    url_text, mq_priority_limit - 1, tag));
+    } else if (scheme == "sysvmq") {
+        if (tag <= 0)
+            throw std::invalid_argument(
+                fmt::format("send {}: --type must be > 0, got {}", url_text, tag));
+    } else {
+        throw std::invalid_argument(fmt::format(
+            "send {}: --tag applies to mq: (priority) and sysvmq: (type) only", url_text));
+    }
+}
+
+}  // namespace
 
 void register_send(CLI::App& app, verb& v) {
     struct options {
@@ -41,6 +64,7 @@ void register_send(CLI::App& app, verb& v) {
     v.action = [o]() -> int {
         deadline until =
             o->timeout.empty() ? deadline::never() : deadline::after(*parse_duration(o->timeout));
+        if (o->tag) check_tag(o->url, *o->tag);
         open_options opts;
         opts.open_deadline = until;
         if (o->listen) opts.endpoint = endpoint_mode::listen;

@@ -74,7 +74,8 @@ target parse_target(const std::string& text) {
 int do_send(const std::string& target_text, const std::string& signal_text,
             const std::optional<int>& value) {
     const target t = parse_target(target_text);
-    const int signo = parse_signal(signal_text);
+    // 0 is kill's existence probe (kill -0): checks the target, sends nothing.
+    const int signo = signal_text == "0" ? 0 : parse_signal(signal_text);
     if (t.group) {
         if (value)
             throw std::invalid_argument("signal send " + target_text +
@@ -174,12 +175,15 @@ void register_signal(CLI::App& app, verb& v) {
     auto* send =
         cmd->add_subcommand("send", "Send a signal (kill), or queue one with a payload (sigqueue)");
     send->add_option("pid", o->pid, "Process id, or -PGID for a process group")->required();
-    send->add_option("signal", o->signal, "USR1, SIGUSR1, 10, RTMIN+3, ...")->required();
+    send->add_option("signal", o->signal, "USR1, SIGUSR1, 10, RTMIN+3, ... (0: existence check)")
+        ->required();
     send->add_option("--value", o->value, "Integer payload: uses sigqueue (one process only)");
     send->footer(
+        "Signal 0 sends nothing: it checks that the process exists and may be signalled.\n"
         "Exit status: 0 sent, 1 failed (e.g. no such process), 2 bad arguments.\n"
         "Examples:\n"
         "  ipckit signal send 1234 TERM\n"
+        "  ipckit signal send 1234 0                     is process 1234 there?\n"
         "  ipckit signal send 1234 RTMIN+1 --value 7\n"
         "  ipckit signal send -- -1234 HUP              process group 1234");
 
@@ -188,7 +192,7 @@ void register_signal(CLI::App& app, verb& v) {
     watch->add_option("signals", o->watch,
                       "Signals to watch (default: HUP QUIT USR1 USR2 ALRM TERM WINCH CONT "
                       "and every realtime signal)");
-    watch->add_option("-n,--count", o->count, "Stop after N signals");
+    watch->add_option("-n,--count", o->count, "Stop after N signals")->check(count_validator());
     watch->add_option("-t,--timeout", o->timeout, "Give up after this long (exit 3)")
         ->check(duration_validator());
     watch->add_flag("--json", o->json, "JSON lines: first {pid, watching}, then one per signal");
