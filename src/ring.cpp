@@ -161,15 +161,8 @@ ring ring::create(std::string_view name, ring_role role, const ring_options& o, 
 ring ring::open(std::string_view name, ring_role role) {
     shm_options so;
     so.how = open_mode::open_only;
-    auto shm = [&] {
-        try {
-            return shared_memory::open(name, 0, so);
-        } catch (const error& e) {
-            // Size 0: the creator is between shm_open and the reservation.
-            if (e.code().value() != EINVAL) throw;
-            throw_error(EAGAIN, "ring", name, "the creator has not finished sizing it yet");
-        }
-    }();
+    // EAGAIN when the creator is between shm_open and the reservation.
+    auto shm = shared_memory::open(name, 0, so);
     if (shm.size() < sizeof(layout))
         corrupt(name, "not an ipckit ring (object is " + std::to_string(shm.size()) +
                           " bytes, smaller than the ring header)");

@@ -48,15 +48,20 @@ std::string dev_shm_usage(std::size_t wanted) {
 }
 
 // Reserves [0, size): the pages exist afterwards, so touching them can never
-// raise SIGBUS because tmpfs ran out of space.
-void reserve(int fd, std::size_t size, std::string_view object) {
+// raise SIGBUS because tmpfs ran out of space. A memfd is not charged to
+// /dev/shm (its tmpfs has no size limit): its limit is memory itself.
+void reserve(int fd, std::size_t size, std::string_view object, bool in_dev_shm = true) {
     if (size == 0) return;
     int rc;
     do {
         rc = ::posix_fallocate(fd, 0, static_cast<off_t>(size));
     } while (rc == EINTR);
-    if (rc == ENOSPC || rc == EFBIG)
+    if ((rc == ENOSPC || rc == EFBIG) && in_dev_shm)
         throw_error(rc, "posix_fallocate", object, dev_shm_usage(size));
+    if (rc == ENOSPC || rc == EFBIG)
+        throw_error(rc, "posix_fallocate", object,
+                    "asked for " + human_bytes(size) +
+                        "; a memfd is limited by free memory and the memory cgroup");
     if (rc != 0) throw_error(rc, "posix_fallocate", object);
 }
 
@@ -162,8 +167,19 @@ shared_memory shared_memory::open(std::string_view name, std::size_t size, const
         throw_error(EPERM, "shm_open", n,
                     "owned by uid " + std::to_string(st.st_uid) + ", not by this user (uid " +
                         std::to_string(::geteuid()) + ")");
+    // Size 0: a creator between its shm_open and its posix_fallocate. Give it
+    // a moment, then say so (EAGAIN: try again), rather than calling a
+    // half-made object the wrong size (found by review: two open_or_create
+    // callers racing made the loser fail with EINVAL).
+    for (int waited_ms = 0; st.st_size == 0 && waited_ms < 200; ++waited_ms) {
+        ::usleep(1000);
+        if (::fstat(shm.fd_.get(), &st) != 0) throw_errno("fstat", n);
+    }
+    if (st.st_size == 0)
+        throw_error(EAGAIN, "shm_open", n,
+                    "size 0: the creator has not finished sizing it yet (or died doing so)");
     auto actual = static_cast<std::size_t>(st.st_size);
-    if (actual < size || actual == 0)
+    if (actual < size)
         throw_error(EINVAL, "shm_open", n,
                     "object is " + std::to_string(actual) + " bytes, expected at least " +
                         std::to_string(size ? size : 1));
@@ -181,7 +197,7 @@ shared_memory shared_memory::memfd(std::string_view debug_name, std::size_t size
     shm.fd_.reset(fd);
     shm.name_ = n;
     shm.created_ = true;
-    reserve(fd, size, n);
+    reserve(fd, size, n, /*in_dev_shm=*/false);
     shm.size_ = size;
     return shm;
 }

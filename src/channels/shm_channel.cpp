@@ -91,6 +91,28 @@ ring_options options_from(const url& u) {
     return o;
 }
 
+std::string geometry_text(ring_kind kind, std::size_t capacity, std::size_t slot) {
+    if (kind == ring_kind::spsc) return "spsc, " + std::to_string(capacity) + " bytes";
+    return "mpmc, " + std::to_string(capacity) + " slots of " + std::to_string(slot) + " bytes";
+}
+
+// An existing ring is used as it is, but a URL that names a geometry the ring
+// does not have is refused: a mode=mpmc receiver on an spsc ring would
+// otherwise run with a shape nobody asked for (found by review).
+void check_geometry(const ring& r, const url& u, const ring_options& asked) {
+    const bool mpmc = r.kind() == ring_kind::mpmc;
+    const std::size_t slot = mpmc ? r.max_message() : 0;
+    const std::size_t bytes = mpmc ? r.capacity() * slot : r.capacity();  // what capacity= means
+    const bool differs = (u.param("mode") && r.kind() != asked.kind) ||
+                         (u.param("capacity") && bytes != *u.unsigned_param("capacity")) ||
+                         (u.param("slot") && mpmc && slot != asked.slot_size);
+    if (!differs) return;
+    throw_error(EEXIST, "open", u.text,
+                "the ring exists as " + geometry_text(r.kind(), r.capacity(), slot) +
+                    ", the URL asks " + geometry_text(asked.kind, asked.capacity, asked.slot_size) +
+                    "; drop mode/capacity/slot or remove it");
+}
+
 }  // namespace
 
 std::unique_ptr<channel> open_shm_channel(const url& u, channel_role role,
@@ -121,6 +143,7 @@ std::unique_ptr<channel> open_shm_channel(const url& u, channel_role role,
                 }
                 return ring::open(u.path, rr);
             }();
+            if (!owner) check_geometry(r, u, o);
             r.set_spin(spin);
             return std::make_unique<shm_channel>(std::move(r), u.text, u.path, owner, limit);
         } catch (const error& e) {

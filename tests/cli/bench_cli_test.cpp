@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -12,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../../tools/ipckit/bench_payload.h"
 #include "ipckit/deadline.hpp"
 #include "ipckit/pipe.hpp"
 #include "support/test_support.hpp"
@@ -251,3 +253,31 @@ TEST(BenchCli, HtmlReportRendersItsChartsInHeadlessChromium) {
 }
 
 }  // namespace
+
+// The harness's verification, on its own: a message whose header and trailer
+// arrived but whose body is the previous message's (a transport that copies
+// short, into a reused buffer) fails the full check. With one body for
+// every message it passed.
+TEST(BenchPayload, PreviousMessagesBodyFailsTheFullCheck) {
+    for (std::size_t size : {32u, 64u, 1024u, 65536u}) {
+        SCOPED_TRACE(size);
+        std::vector<std::string> bodies(BP_BODIES, std::string(size, '\0'));
+        std::vector<std::uint64_t> hash(BP_BODIES);
+        auto bytes = [](std::string& s) { return reinterpret_cast<unsigned char*>(s.data()); };
+        for (unsigned b = 0; b < BP_BODIES; ++b)
+            hash[b] = bp_fill(bytes(bodies[b]), size, b);
+        for (std::uint64_t seq = 1; seq < 8; ++seq) {
+            std::string previous = bodies[(seq - 1) % BP_BODIES];
+            bp_stamp(bytes(previous), size, seq - 1, hash[(seq - 1) % BP_BODIES]);
+            EXPECT_EQ(bp_check(bytes(previous), size, size, seq - 1, 1), BP_OK);
+            std::string& current = bodies[seq % BP_BODIES];
+            bp_stamp(bytes(current), size, seq, hash[seq % BP_BODIES]);
+            EXPECT_EQ(bp_check(bytes(current), size, size, seq, 1), BP_OK);
+            // Only the first 16 and last 8 bytes of `current` reach the buffer.
+            std::string received = previous;
+            std::memcpy(received.data(), current.data(), 16);
+            std::memcpy(received.data() + size - 8, current.data() + size - 8, 8);
+            EXPECT_EQ(bp_check(bytes(received), size, size, seq, 1), BP_BAD_CHECKSUM);
+        }
+    }
+}

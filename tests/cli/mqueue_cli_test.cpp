@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/msg.h>
+#include <sys/sem.h>
+#include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -21,6 +24,7 @@
 
 #include "ipckit/error.hpp"
 #include "ipckit/mqueue.hpp"
+#include "ipckit/sync.hpp"
 #include "ipckit/sysv.hpp"
 #include "support/test_support.hpp"
 
@@ -370,4 +374,68 @@ TEST(LsRmCli, ListsPosixShmWithAttachedCountAndAbstractSockets) {
     r = run_ipckit({"rm", "unix:@" + abstract});
     EXPECT_EQ(r.status.code, 1);
     EXPECT_NE(r.err.find("abstract"), std::string::npos) << r.err;
+}
+
+// System V segments and semaphore sets, IPC_PRIVATE objects and POSIX named
+// semaphores: listed with the name `ipckit rm` takes, and removed by it.
+TEST(LsRmCli, ListsAndRemovesSegmentsSemaphoresAndPrivateObjects) {
+    fresh_sysv_key k;  // a key no object uses
+    const int keyed_shm = ::shmget(k.key, 4096, IPC_CREAT | IPC_EXCL | 0600);
+    ASSERT_GE(keyed_shm, 0);
+    const int private_shm = ::shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600);
+    ASSERT_GE(private_shm, 0);
+    const int sem_set = ::semget(k.key, 2, IPC_CREAT | IPC_EXCL | 0600);
+    ASSERT_GE(sem_set, 0);
+    const int private_mq = ::msgget(IPC_PRIVATE, IPC_CREAT | 0600);
+    ASSERT_GE(private_mq, 0);
+    struct cleanup {
+        int a, b, c, d;
+        ~cleanup() {
+            ::shmctl(a, IPC_RMID, nullptr);
+            ::shmctl(b, IPC_RMID, nullptr);
+            ::semctl(c, 0, IPC_RMID);
+            ::msgctl(d, IPC_RMID, nullptr);
+        }
+    } guard{keyed_shm, private_shm, sem_set, private_mq};
+    const std::string sem_name = std::string("/").append(test::unique_name("ipckit-lssem"));
+    named_semaphore::remove(sem_name);
+    { auto sem = named_semaphore::open(sem_name, 1); }
+    struct sem_cleanup {
+        std::string n;
+        ~sem_cleanup() { named_semaphore::remove(n); }
+    } sem_guard{sem_name};
+
+    const std::string key_hex = sysv_key::from_number(k.key).to_string();
+    const std::vector<std::pair<std::string, std::string>> expected = {
+        {"sysvshm", "sysvshm:" + key_hex}, {"sysvshm", "sysvshm:id=" + std::to_string(private_shm)},
+        {"sysvsem", "sysvsem:" + key_hex}, {"sysvmq", "sysvmq:id=" + std::to_string(private_mq)},
+        {"sem", "sem:" + sem_name},
+    };
+    auto r = run_ipckit({"ls", "--json", "--kind", "sysvshm", "--kind", "sysvsem", "--kind",
+                         "sysvmq", "--kind", "sem", "--kind", "shm"});
+    ASSERT_TRUE(r.status.success()) << r.err;
+    auto j = nlohmann::json::parse(r.out);
+    for (const auto& [kind, url] : expected) {
+        bool found = false;
+        for (const auto& o : j["objects"])
+            if (o.value("url", "") == url) {
+                found = true;
+                EXPECT_EQ(o["kind"], kind) << url;
+            }
+        EXPECT_TRUE(found) << url << " not in " << r.out;
+    }
+    for (const auto& o : j["objects"])  // a semaphore is not a shm object
+        EXPECT_NE(o["name"], "/sem." + sem_name.substr(1)) << r.out;
+
+    for (const auto& [kind, url] : expected) {
+        r = run_ipckit({"rm", url});
+        EXPECT_TRUE(r.status.success()) << url << ": " << r.err;
+    }
+    EXPECT_LT(::shmget(k.key, 0, 0), 0);
+    EXPECT_LT(::semget(k.key, 0, 0), 0);
+    EXPECT_FALSE(named_semaphore::remove(sem_name));
+    r = run_ipckit({"rm", "sysvshm:id=" + std::to_string(private_shm)});
+    EXPECT_EQ(r.status.code, 1);  // gone already
+    r = run_ipckit({"rm", "sysvshm:nonsense"});
+    EXPECT_EQ(r.status.code, 2) << r.err;
 }

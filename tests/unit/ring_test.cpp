@@ -766,6 +766,24 @@ TEST(RingChannel, SendReceiveOverShmUrl) {
     ASSERT_EQ(tx2->send("mpmc"), io_status::ok);
     ASSERT_EQ(rx2->receive(msg, deadline::after(5s)), io_status::ok);
     EXPECT_EQ(msg.payload, "mpmc");
+    // The ring exists: a URL naming another geometry is refused, no geometry
+    // or the same one is fine.
+    for (const std::string other :
+         {"?capacity=32k", "?mode=spsc", "?mode=mpmc&capacity=16k&slot=2k",
+          "?mode=mpmc&capacity=32k&slot=1k"}) {
+        SCOPED_TRACE(other);
+        try {
+            open_channel("shm:" + name + other, channel_role::sender);
+            FAIL() << "opened with another geometry";
+        } catch (const error& e) {
+            EXPECT_EQ(e.code().value(), EEXIST);
+            EXPECT_NE(std::string(e.what()).find("the ring exists as mpmc, 16 slots of 1024 bytes"),
+                      std::string::npos)
+                << e.what();
+        }
+    }
+    EXPECT_NO_THROW(open_channel("shm:" + name, channel_role::sender));
+    EXPECT_NO_THROW(open_channel("shm:" + name + "?capacity=16k", channel_role::sender));
 
     EXPECT_THROW(open_channel("shm:" + name + "z?capacity=1000", channel_role::receiver),
                  url_error);

@@ -80,6 +80,22 @@ TEST(PosixShm, CreateIsPrivateExclusiveAndSized) {
         error_code([&] { shared_memory::open(name + "-none", 0, with(open_mode::open_only)); }),
         ENOENT);
     EXPECT_EQ(error_code([&] { shared_memory::open(name + "-zero", 0); }), EINVAL);
+
+    // An object of size 0 is one whose creator has not reserved it yet: a
+    // second open_or_create says "try again", not "wrong size".
+    const std::string unsized = name + "-unsized";
+    shm_remover rm_unsized(unsized);
+    int raw = ::shm_open(unsized.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    ASSERT_GE(raw, 0);
+    ::close(raw);
+    try {
+        shared_memory::open(unsized, 4096, with(open_mode::open_or_create));
+        FAIL();
+    } catch (const error& e) {
+        EXPECT_EQ(e.code().value(), EAGAIN);
+        EXPECT_NE(std::string(e.what()).find("has not finished sizing"), std::string::npos)
+            << e.what();
+    }
 }
 
 TEST(PosixShm, ProducerChildConsumerParent) {

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -682,9 +683,18 @@ outcome run_ipckit_once(const candidate& c, std::size_t size, run_mode mode, con
 
     auto timeout = std::chrono::duration<double>(opts.receive_timeout_s * 6);
     auto until = deadline::after(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout));
-    std::string buf(size, '\0');
-    auto* p = reinterpret_cast<unsigned char*>(buf.data());
-    std::uint64_t body = bp_fill(p, size);
+    // One buffer per body; message i goes out in bufs[i % BP_BODIES].
+    std::array<std::string, BP_BODIES> bufs;
+    std::array<std::uint64_t, BP_BODIES> body_hash{};
+    for (unsigned b = 0; b < BP_BODIES; ++b) {
+        bufs[b].assign(size, '\0');
+        body_hash[b] = bp_fill(reinterpret_cast<unsigned char*>(bufs[b].data()), size, b);
+    }
+    auto stamp = [&](std::uint64_t i) -> std::string& {
+        std::string& buf = bufs[i % BP_BODIES];
+        bp_stamp(reinterpret_cast<unsigned char*>(buf.data()), size, i, body_hash[i % BP_BODIES]);
+        return buf;
+    };
     outcome result;
     std::optional<std::string> failure;
     // The child explains a failure better than we can (it saw the bad bytes).
@@ -698,7 +708,7 @@ outcome run_ipckit_once(const candidate& c, std::size_t size, run_mode mode, con
         message m;
         for (std::uint64_t i = 0; i < total && !failure; ++i) {
             try {
-                bp_stamp(p, size, i, body);
+                const std::string& buf = stamp(i);
                 auto t0 = now_ns();
                 io_status s = out->send(buf, until);
                 if (s == io_status::ok) s = (in ? in : out)->receive(m, until);
@@ -725,11 +735,11 @@ outcome run_ipckit_once(const candidate& c, std::size_t size, run_mode mode, con
         auto t0 = now_ns();
         for (std::uint64_t i = 0; i < total && !failure; ++i) {
             try {
-                bp_stamp(p, size, i, body);
+                std::string& buf = stamp(i);
                 bool inject = static_cast<long long>(i) == opts.inject_corruption;
-                if (inject) p[size / 2] ^= 0x5a;  // test hook: the receiver must notice
+                if (inject) buf[size / 2] ^= 0x5a;  // test hook: the receiver must notice
                 io_status s = out->send(buf, until);
-                if (inject) p[size / 2] ^= 0x5a;
+                if (inject) buf[size / 2] ^= 0x5a;
                 if (s != io_status::ok)
                     failure = child_reason(fmt::format("send of message {}: {}", i, to_string(s)));
             } catch (const std::exception& e) {

@@ -5,13 +5,18 @@
  * Layout of a message of `size` bytes (size >= BP_MIN_SIZE), little-endian:
  *   [0, 8)          sequence number
  *   [8, 16)         checksum = bp_mix(sequence, bp_body_hash(body))
- *   [16, size - 8)  body: a fixed byte pattern written once by the sender
+ *   [16, size - 8)  body: one of BP_BODIES byte patterns, body (sequence %
+ *                   BP_BODIES), so consecutive messages differ everywhere
  *   [size - 8, size) sequence number again (catches copies that stop short)
  *
- * The sender fills the body once and stamps 24 bytes per message; the
- * receiver re-hashes the whole body (throughput runs) or checks only the two
- * sequence numbers (latency runs, so that the latency figure is the
- * transport's and not the checksum's; documented in docs/bench.md). */
+ * The sender fills BP_BODIES buffers once (bp_fill) and stamps 24 bytes per
+ * message in the one it sends; the receiver re-hashes the whole body
+ * (throughput runs) or checks only the two sequence numbers (latency runs, so
+ * that the latency figure is the transport's and not the checksum's;
+ * documented in docs/bench.md). Because the body changes from one message to
+ * the next, a transport that leaves the previous message's bytes in the
+ * receive buffer fails the hash (with one fixed body it passed: found by
+ * review). */
 #ifndef IPCKIT_BENCH_PAYLOAD_H
 #define IPCKIT_BENCH_PAYLOAD_H
 
@@ -20,6 +25,7 @@
 #include <string.h>
 
 #define BP_MIN_SIZE 24u
+#define BP_BODIES 3u /* prime, and > 1: message i and i - 1 never share a body */
 
 /* Outcomes of bp_check(). */
 enum { BP_OK = 0, BP_BAD_SIZE = 1, BP_BAD_SEQUENCE = 2, BP_BAD_CHECKSUM = 3 };
@@ -59,10 +65,11 @@ static inline uint64_t bp_mix(uint64_t seq, uint64_t body_hash) {
     return x * 0xc4ceb9fe1a85ec53u;
 }
 
-/* Writes the body pattern once; returns its hash for bp_stamp(). */
-static inline uint64_t bp_fill(unsigned char* msg, size_t size) {
+/* Writes body number `body` (0 .. BP_BODIES - 1) once; returns its hash for
+ * bp_stamp(). Message i goes out in the buffer of body i % BP_BODIES. */
+static inline uint64_t bp_fill(unsigned char* msg, size_t size, unsigned body) {
     for (size_t i = 16; i < size - 8; ++i)
-        msg[i] = (unsigned char)((i * 131u + 7u) & 0xffu);
+        msg[i] = (unsigned char)((i * 131u + 7u + body * 85u) & 0xffu);
     return bp_body_hash(msg, size);
 }
 

@@ -9,12 +9,18 @@
 #include <fcntl.h>
 #include <mqueue.h>
 #include <pwd.h>
+#include <sys/ipc.h>
 #include <sys/mman.h>
+#include <sys/msg.h>
+#include <sys/sem.h>
+#include <sys/shm.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -31,6 +37,7 @@
 #include "cli.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/mqueue.hpp"
+#include "ipckit/sync.hpp"
 #include "ipckit/sysv.hpp"
 #include "ipckit/url.hpp"
 
@@ -42,7 +49,7 @@ namespace fs = std::filesystem;
 constexpr long kMqueueMagic = 0x19800202;  // statfs f_type of the mqueue filesystem
 
 struct entry {
-    std::string kind;  // mq, shm, sysvmq, sysvshm, sysvsem, fifo, socket, unix
+    std::string kind;  // mq, shm, sem, sysvmq, sysvshm, sysvsem, fifo, unix
     std::string name;  // path, /name, key or @abstract
     std::string url;   // what `ipckit rm` / a channel accepts ("" if none)
     std::optional<uid_t> uid;
@@ -95,13 +102,19 @@ std::string key_text(long long key) {
                     : fmt::format("0x{:08x}", static_cast<unsigned>(static_cast<int>(key)));
 }
 
+// What `ipckit rm` takes for a System V object: its key, or its id when it
+// has none (IPC_PRIVATE).
+std::string sysv_rm_name(const char* kind, long long key, const std::string& id) {
+    return std::string(kind) + ":" + (key != 0 ? key_text(key) : "id=" + id);
+}
+
 void list_sysv(std::vector<entry>& out) {
     for (const auto& r : read_sysvipc("msg")) {
         entry e;
         e.kind = "sysvmq";
         long long key = std::strtoll(r.at("key").c_str(), nullptr, 10);
         e.name = key_text(key) + " (id " + r.at("msqid") + ")";
-        if (key != 0) e.url = "sysvmq:" + key_text(key);
+        e.url = sysv_rm_name("sysvmq", key, r.at("msqid"));
         e.uid = static_cast<uid_t>(num(r, "uid"));
         e.mode = static_cast<unsigned>(std::strtoul(r.at("perms").c_str(), nullptr, 8) & 0777);
         e.size = num(r, "cbytes");
@@ -115,6 +128,7 @@ void list_sysv(std::vector<entry>& out) {
         e.kind = "sysvshm";
         long long key = std::strtoll(r.at("key").c_str(), nullptr, 10);
         e.name = key_text(key) + " (id " + r.at("shmid") + ")";
+        e.url = sysv_rm_name("sysvshm", key, r.at("shmid"));
         e.uid = static_cast<uid_t>(num(r, "uid"));
         e.mode = static_cast<unsigned>(std::strtoul(r.at("perms").c_str(), nullptr, 8) & 0777);
         e.size = num(r, "size");
@@ -127,6 +141,7 @@ void list_sysv(std::vector<entry>& out) {
         e.kind = "sysvsem";
         long long key = std::strtoll(r.at("key").c_str(), nullptr, 10);
         e.name = key_text(key) + " (id " + r.at("semid") + ")";
+        e.url = sysv_rm_name("sysvsem", key, r.at("semid"));
         e.uid = static_cast<uid_t>(num(r, "uid"));
         e.mode = static_cast<unsigned>(std::strtoul(r.at("perms").c_str(), nullptr, 8) & 0777);
         e.detail = fmt::format("{} semaphores", num(r, "nsems"));
@@ -201,9 +216,16 @@ void list_posix(std::vector<entry>& out, std::vector<std::string>& warnings) {
         struct stat st {};
         if (::lstat(d.path().c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
         entry e;
-        e.kind = "shm";
-        e.name = std::string("/").append(d.path().filename().string());
-        e.url = "shm:" + e.name;
+        const std::string file = d.path().filename().string();
+        if (file.rfind("sem.", 0) == 0) {  // glibc keeps named semaphore "/x" as sem.x
+            e.kind = "sem";
+            e.name = "/" + file.substr(4);
+            e.url = "sem:" + e.name;
+        } else {
+            e.kind = "shm";
+            e.name = "/" + file;
+            e.url = "shm:" + e.name;
+        }
         e.uid = st.st_uid;
         e.mode = st.st_mode & 0777;
         e.size = static_cast<unsigned long long>(st.st_size);
@@ -300,10 +322,48 @@ nlohmann::json to_json(const entry& e) {
     return j;
 }
 
-const std::set<std::string> kKinds{"mq", "shm", "sysvmq", "sysvshm", "sysvsem", "fifo", "unix"};
+const std::set<std::string> kKinds{"mq",      "shm",     "sem",  "sysvmq",
+                                   "sysvshm", "sysvsem", "fifo", "unix"};
+
+// rm names of objects that are not channels: sysvshm:KEY, sysvsem:KEY,
+// sysv{mq,shm,sem}:id=N (IPC_PRIVATE ones have no key) and sem:/name. False
+// when text is not one of them (then it is a channel URL).
+bool remove_non_channel(const std::string& text) {
+    const auto colon = text.find(':');
+    if (colon == std::string::npos) return false;
+    const std::string kind = text.substr(0, colon);
+    const std::string rest = text.substr(colon + 1);
+    if (kind == "sem") {
+        if (!named_semaphore::remove(rest))
+            throw_error(ENOENT, "sem_unlink", rest, "no such semaphore");
+        return true;
+    }
+    const bool by_id = rest.rfind("id=", 0) == 0;
+    if (kind != "sysvshm" && kind != "sysvsem" && !(kind == "sysvmq" && by_id)) return false;
+    const std::string number = by_id ? rest.substr(3) : rest;
+    char* end = nullptr;
+    errno = 0;
+    const long long value = std::strtoll(number.c_str(), &end, by_id ? 10 : 0);
+    if (number.empty() || *end != '\0' || errno != 0 || value < 0 || value > 0xffffffffLL ||
+        (!by_id && value == 0))
+        throw url_error(text, colon + 1, rest.size(),
+                        by_id ? "id= must be a number" : "must be a key like 0x1234, or id=N");
+    int id = static_cast<int>(value);
+    if (!by_id) {
+        const auto key = static_cast<key_t>(static_cast<std::uint32_t>(value));
+        id = kind == "sysvshm" ? ::shmget(key, 0, 0) : ::semget(key, 0, 0);
+        if (id < 0) throw_errno(kind == "sysvshm" ? "shmget" : "semget", text);
+    }
+    int rc = kind == "sysvshm"   ? ::shmctl(id, IPC_RMID, nullptr)
+             : kind == "sysvsem" ? ::semctl(id, 0, IPC_RMID)
+                                 : ::msgctl(id, IPC_RMID, nullptr);
+    if (rc != 0) throw_errno("IPC_RMID", text);
+    return true;
+}
 
 // rm: one URL. Throws on failure.
 void remove_url(const std::string& text) {
+    if (remove_non_channel(text)) return;
     url u = parse_url(text);
     if (u.scheme == "mq") {
         if (!message_queue::remove(u.path))
@@ -330,7 +390,9 @@ void remove_url(const std::string& text) {
                                            : "not a socket; refusing to remove it");
         if (::unlink(u.path.c_str()) != 0) throw_errno("unlink", u.path);
     } else {
-        throw_error(EINVAL, "rm", text, "rm removes mq:, sysvmq:, shm:, fifo: and unix: objects");
+        throw_error(EINVAL, "rm", text,
+                    "rm removes mq:, sysvmq:, shm:, sem:, sysvshm:, sysvsem:, fifo: and unix: "
+                    "objects");
     }
 }
 
@@ -356,7 +418,8 @@ void register_ls(CLI::App& app, verb& v) {
         "  ipckit ls --dir /var/run/myapp");
     cmd->add_flag("--json", o->json, "Print {\"objects\": [...], \"warnings\": [...]}");
     cmd->add_option("--dir", o->dirs, "Directory to search for FIFOs and sockets (repeatable)");
-    cmd->add_option("--kind", o->kinds, "Only these kinds: mq shm sysvmq sysvshm sysvsem fifo unix")
+    cmd->add_option("--kind", o->kinds,
+                    "Only these kinds: mq shm sem sysvmq sysvshm sysvsem fifo unix")
         ->check(CLI::IsMember(std::vector<std::string>(kKinds.begin(), kKinds.end())));
     v.app = cmd;
     v.action = [o]() -> int {
@@ -398,11 +461,13 @@ void register_rm(CLI::App& app, verb& v) {
     auto* cmd = app.add_subcommand("rm", "Remove IPC objects by URL");
     cmd->footer(
         "Removes POSIX queues (mq:/name), System V queues (sysvmq:KEY or sysvmq:/path?id=N),\n"
-        "POSIX shared memory objects (shm:/name), FIFOs (fifo:/path) and socket files\n"
-        "(unix:/path). A path is only removed if it is of the named kind. Every URL is tried;\n"
-        "the exit status is 1 if any failed.\n"
+        "POSIX shared memory objects (shm:/name) and named semaphores (sem:/name), System V\n"
+        "segments and semaphore sets (sysvshm:KEY, sysvsem:KEY), System V objects by id\n"
+        "(sysvmq:id=N, sysvshm:id=N, sysvsem:id=N: what `ipckit ls` prints for IPC_PRIVATE),\n"
+        "FIFOs (fifo:/path) and socket files (unix:/path). A path is only removed if it is of\n"
+        "the named kind. Every URL is tried; the exit status is 1 if any failed.\n"
         "Examples:\n"
-        "  ipckit rm mq:/jobs sysvmq:0x1234\n"
+        "  ipckit rm mq:/jobs sysvmq:0x1234 sysvshm:id=32769\n"
         "  ipckit rm fifo:/tmp/demo unix:/tmp/demo.sock");
     cmd->add_option("url", *urls, "Objects to remove")->required();
     v.app = cmd;
