@@ -5,6 +5,7 @@
 #include "ipckit/ring.hpp"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstring>
@@ -655,9 +656,14 @@ TEST(RingMpmc, SlotClaimedByALiveProducerIsWaitedFor) {
     auto& h = *reinterpret_cast<ring::layout*>(m->data());
     ring p(m, ring_role::producer, "claim");
     ring c(m, ring_role::consumer, "claim");
-    // Slot 0 claimed by a live producer (this process, in peer slot 3) that
-    // has not recorded itself as the owner yet.
-    h.producers[3].store(static_cast<std::int32_t>(::getpid()));
+    // Slot 0 claimed by a live producer in peer slot 3 that has not recorded
+    // itself as the owner yet. Another process, so that the liveness probe
+    // decides, not the shortcut for our own pid.
+    test::forked_child live([] {
+        ::pause();
+        return 0;
+    });
+    h.producers[3].store(static_cast<std::int32_t>(live.pid()));
     h.producer_claims[3].store(1);
     h.head.store(1);
     ASSERT_EQ(p.try_send("after"), io_status::ok);

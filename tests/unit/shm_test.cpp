@@ -33,6 +33,18 @@ int error_code(const std::function<void()>& f) {
     return 0;
 }
 
+// Sets the umask for a scope; restores it even when the scope throws.
+class umask_guard {
+  public:
+    explicit umask_guard(mode_t m) : old_(::umask(m)) {}
+    umask_guard(const umask_guard&) = delete;
+    umask_guard& operator=(const umask_guard&) = delete;
+    ~umask_guard() { ::umask(old_); }
+
+  private:
+    mode_t old_;
+};
+
 shm_options with(open_mode how) {
     shm_options o;
     o.how = how;
@@ -51,14 +63,26 @@ TEST(PosixShm, RejectsBadNames) {
 TEST(PosixShm, CreateIsPrivateExclusiveAndSized) {
     auto name = shm_name("shm-create");
     shm_remover rm(name);
-    ::umask(0);  // must not widen the mode
-    auto shm = shared_memory::open(name, 10000);
-    ::umask(022);
+    shm_options perms;
+    perms.permissions = 0660;
+    auto shm = [&] {
+        // A umask of 077 would make 0600 of 0660: the fchmod must undo it.
+        umask_guard strict(077);
+        return shared_memory::open(name, 10000, perms);
+    }();
     EXPECT_TRUE(shm.created());
     EXPECT_EQ(shm.size(), 10000u);
     struct stat st {};
     ASSERT_EQ(::fstat(shm.fd(), &st), 0);
-    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    EXPECT_EQ(st.st_mode & 0777, 0660u);
+    {
+        umask_guard open_all(0);  // nor may a lax umask widen the private default
+        auto plain = shared_memory::open(name + "-private", 64);
+        shm_remover rm_plain(name + "-private");
+        ASSERT_EQ(::fstat(plain.fd(), &st), 0);
+        EXPECT_EQ(st.st_mode & 0777, 0600u);
+        ASSERT_EQ(::fstat(shm.fd(), &st), 0);
+    }
     EXPECT_EQ(static_cast<std::size_t>(st.st_size), 10000u);
     EXPECT_EQ(st.st_blocks * 512 >= 10000, true);  // reserved, not sparse
     int flags = ::fcntl(shm.fd(), F_GETFD);

@@ -52,16 +52,22 @@ TEST(Futex, WaitReturnsChangedTimedOutAndWoken) {
     EXPECT_EQ(futex_wait(word, 4, deadline::after(1s)), futex_result::changed);
     EXPECT_EQ(futex_wait(word, 5, deadline::after(10ms)), futex_result::timed_out);
     EXPECT_EQ(futex_wait(word, 5, deadline::immediate()), futex_result::timed_out);
+    // The word never changes, so only a wake can end the wait early: the waker
+    // keeps waking until the waiter reports, whenever the waiter fell asleep.
+    std::atomic<bool> returned{false};
+    int woke = 0;
     std::thread t([&] {
-        std::this_thread::sleep_for(20ms);
-        word.store(6);
-        futex_wake(word, 1);
+        while (!returned.load()) {
+            woke += futex_wake(word, 1);
+            std::this_thread::sleep_for(1ms);
+        }
     });
-    // Woken, or changed if the store came first; either way the value moved.
-    while (word.load() == 5)
-        futex_wait(word, 5, deadline::after(10s));
+    const futex_result r = futex_wait(word, 5, deadline::after(20s));
+    returned.store(true);
     t.join();
-    EXPECT_EQ(word.load(), 6u);
+    EXPECT_EQ(r, futex_result::woken);
+    EXPECT_GE(woke, 1);
+    EXPECT_EQ(word.load(), 5u);
     EXPECT_EQ(futex_wake(word, 1), 0);  // nobody sleeps
 }
 
