@@ -668,6 +668,7 @@ ring_loan ring::loan(std::size_t size, const deadline& until) {
         return {io_status::ok, {data_ + (index_ & mask_) + ring_record_size, size}};
     }
     // mpmc: claim the slot at head when its sequence says it is free.
+    auto& claim = h_->producer_claims[peer_slot_];
     std::uint64_t pos = h_->head.load(std::memory_order_relaxed);
     for (;;) {
         auto* s = slot_at(pos);
@@ -676,7 +677,7 @@ ring_loan ring::loan(std::size_t size, const deadline& until) {
         if (diff == 0) {
             // The claim goes out before the CAS (released by it): whoever
             // sees head past pos also sees who claimed pos.
-            h_->producer_claims[peer_slot_].store(pos + 1, std::memory_order_relaxed);
+            claim.store(pos + 1, std::memory_order_relaxed);
             if (h_->head.compare_exchange_weak(pos, pos + 1, std::memory_order_release,
                                                std::memory_order_relaxed)) {
                 s->owner.store(static_cast<std::int32_t>(pid_), std::memory_order_release);
@@ -685,7 +686,11 @@ ring_loan ring::loan(std::size_t size, const deadline& until) {
                 busy_size_ = size;
                 return {io_status::ok, {reinterpret_cast<std::byte*>(s + 1), size}};
             }
+            // Lost: a claim kept on the winner's slot would make consumers
+            // wait for us should the winner die before storing its owner.
+            claim.store(0, std::memory_order_relaxed);
         } else if (diff < 0) {
+            claim.store(0, std::memory_order_relaxed);  // as above, while we sleep
             io_status st = wait_space(1, until);
             if (st != io_status::ok) return {st, {}};
             pos = h_->head.load(std::memory_order_relaxed);

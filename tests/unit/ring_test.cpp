@@ -671,6 +671,26 @@ TEST(RingMpmc, SlotClaimedByALiveProducerIsWaitedFor) {
     EXPECT_EQ(c.receive(out, deadline::after(100ms)), io_status::timed_out);
 }
 
+// A producer that lost the head CAS for slot 0 kept its claim on it while
+// it slept waiting for space; the winner had died before recording itself as
+// owner, so consumers saw a live claimant of slot 0 and waited for good.
+TEST(RingMpmc, ProducerWaitingForSpaceLeavesNoStaleClaim) {
+    const auto m = memory_for(mpmc(4, 32));
+    auto& h = *reinterpret_cast<ring::layout*>(m->data());
+    ring p(m, ring_role::producer, "stale");
+    ring c(m, ring_role::consumer, "stale");
+    // The winner of slot 0 died between its CAS and its owner store (its
+    // peer slot freed); p lost that CAS, so its claim still names slot 0.
+    h.head.store(1);
+    for (int i = 1; i < 4; ++i)
+        ASSERT_EQ(p.try_send("m" + std::to_string(i)), io_status::ok);
+    h.producer_claims[0].store(1);  // p is in peer slot 0
+    EXPECT_EQ(p.send("full", deadline::after(30ms)), io_status::timed_out);
+    std::string out;
+    ASSERT_EQ(c.receive(out, deadline::after(5s)), io_status::ok);
+    EXPECT_EQ(out, "m1");
+}
+
 TEST(RingMpmc, ThreadsExactlyOnceInOrderPerProducer) {
     const auto m = memory_for(mpmc(16, 128));
     constexpr int producers = 3, consumers = 3;
