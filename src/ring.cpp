@@ -258,6 +258,7 @@ void ring::attach() {
             skip_published_records();
         }
     } else {
+        h_->consumer_claims[peer_slot_].store(0, std::memory_order_release);
         h_->consumers_seen.store(1, std::memory_order_release);
         if (spsc) {
             index_ = h_->tail.load(std::memory_order_acquire);
@@ -468,9 +469,50 @@ bool ring::skip_abandoned_slot(bool may_probe) {
     } else if (owner == me || process_alive(owner)) {
         return false;
     }
-    if (!h_->tail.compare_exchange_strong(pos, pos + 1, std::memory_order_relaxed)) return true;
+    // Claimed before the CAS, like peek(): dying between the CAS and the seq
+    // store must not leave the slot to nobody.
+    auto& claim = h_->consumer_claims[peer_slot_];
+    claim.store(pos + 1, std::memory_order_release);
+    if (!h_->tail.compare_exchange_strong(pos, pos + 1, std::memory_order_acq_rel)) {
+        claim.store(0, std::memory_order_release);
+        return true;
+    }
     s->owner.store(0, std::memory_order_relaxed);
     s->seq.store(pos + capacity_, std::memory_order_seq_cst);
+    claim.store(0, std::memory_order_release);
+    notify_producers();
+    return true;
+}
+
+// A consumer killed between its tail CAS and its release (in peek(),
+// receive() or skip_abandoned_slot()) leaves its slot taken for good; one lap
+// later every producer waits on it, and peers_gone() says nothing while other
+// consumers live. A producer waiting at head finds the slot's previous lap
+// taken (tail past it) but not released; if no live consumer claims it, the
+// holder is dead: free it (the CAS makes exactly one producer do so).
+bool ring::free_slot_of_dead_consumer(bool may_probe) {
+    if (!may_probe || kind() != ring_kind::mpmc) return false;
+    const std::uint64_t pos = h_->head.load(std::memory_order_acquire);
+    if (pos < capacity_) return false;  // first lap: nothing was taken here yet
+    const std::uint64_t prev = pos - capacity_;
+    auto* s = slot_at(pos);
+    std::uint64_t seq = s->seq.load(std::memory_order_acquire);
+    // prev + 1: committed and peeked; prev: skipped by a consumer (its
+    // producer died) that did not get to free it.
+    if (seq != prev + 1 && seq != prev) return false;
+    // Every tail store is a CAS (a release sequence), so seeing tail past
+    // prev also shows the claim its taker stored before its CAS.
+    if (h_->tail.load(std::memory_order_acquire) <= prev) return false;  // not taken: full
+    const auto me = static_cast<std::int32_t>(pid_);
+    for (std::size_t i = 0; i < ring_max_peers; ++i) {
+        if (h_->consumer_claims[i].load(std::memory_order_acquire) != prev + 1) continue;
+        const std::int32_t pid = h_->consumers[i].load(std::memory_order_acquire);
+        if (pid == me || (pid != 0 && process_alive(pid))) return false;
+    }
+    // owner must read 0 once the slot is free (a producer claiming it may
+    // race this store; consumers then find it through its claim).
+    s->owner.store(0, std::memory_order_relaxed);
+    if (!s->seq.compare_exchange_strong(seq, pos, std::memory_order_seq_cst)) return true;
     notify_producers();
     return true;
 }
@@ -530,6 +572,7 @@ io_status ring::wait_space(std::size_t bytes, const deadline& until) {
         // there is to say (a departed peer is reported at the next probe).
         if (expired && !may_probe) return io_status::timed_out;
         if (may_probe) last_probe_ns_ = t;
+        if (free_slot_of_dead_consumer(may_probe)) continue;
         if (peers_gone(false, may_probe))
             return space_ready(bytes) ? io_status::ok : io_status::closed;
         if (expired) return io_status::timed_out;
@@ -792,13 +835,23 @@ ring_peek ring::peek(const deadline& until) {
             return {io_status::ok, {data_ + off + ring_record_size, length}};
         }
     }
+    auto& claim = h_->consumer_claims[peer_slot_];
     for (;;) {
         std::uint64_t pos = h_->tail.load(std::memory_order_relaxed);
         auto* s = slot_at(pos);
         std::uint64_t seq = s->seq.load(std::memory_order_acquire);
         auto diff = static_cast<std::int64_t>(seq - (pos + 1));
         if (diff == 0) {
-            if (!h_->tail.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) continue;
+            // The claim goes out before the CAS (released by it), so a
+            // producer that sees tail past pos can tell who holds pos; kept
+            // until release() (see free_slot_of_dead_consumer). Release
+            // stores: reading a later value shows the release came first.
+            claim.store(pos + 1, std::memory_order_release);
+            if (!h_->tail.compare_exchange_weak(pos, pos + 1, std::memory_order_acq_rel,
+                                                std::memory_order_relaxed)) {
+                claim.store(0, std::memory_order_release);
+                continue;
+            }
             busy_ = true;
             busy_pos_ = pos;
             const std::uint32_t length = s->length;  // read once: checked = used
@@ -831,6 +884,7 @@ void ring::release() {
         auto* s = slot_at(busy_pos_);
         s->owner.store(0, std::memory_order_relaxed);
         s->seq.store(busy_pos_ + capacity_, std::memory_order_seq_cst);
+        h_->consumer_claims[peer_slot_].store(0, std::memory_order_release);
     }
     notify_producers();
 }

@@ -155,6 +155,7 @@ class ring {
     void notify_consumers() noexcept;
     void notify_producers() noexcept;
     bool skip_abandoned_slot(bool may_probe);
+    bool free_slot_of_dead_consumer(bool may_probe);
     ring_record* record_at(std::uint64_t pos) const noexcept;
     ring_slot* slot_at(std::uint64_t pos) const noexcept;
     void forget_zeroed_from(std::uint64_t pos) noexcept;

@@ -1,4 +1,4 @@
-// Private: the shared-memory layout of ipckit::ring (version 2). Every field a
+// Private: the shared-memory layout of ipckit::ring (version: ring_version). Every field a
 // peer may write concurrently is a std::atomic (lock-free, address-free, so it
 // works across processes); the rest is written once before the magic.
 #pragma once
@@ -16,8 +16,8 @@ namespace ipckit {
 inline constexpr std::size_t ring_cache_line = 64;
 inline constexpr std::uint64_t ring_magic = 0x31474e49524b5049ull;  // "IPKRING1" little-endian
 // 2: spsc records carry a stamp; 3: waiter words are per-peer bits, mpmc
-// producers publish their claims.
-inline constexpr std::uint32_t ring_version = 3;
+// producers publish their claims; 4: so do mpmc consumers.
+inline constexpr std::uint32_t ring_version = 4;
 inline constexpr std::size_t ring_max_peers = 16;  // <= 32: one waiter bit each
 inline constexpr std::size_t ring_min_spsc_capacity = 64;
 inline constexpr std::size_t ring_max_capacity = std::size_t{1} << 40;
@@ -58,6 +58,11 @@ struct ring::layout {
     // slot whose owner field is still 0 (the producer died right after the
     // CAS) can be traced to a live or dead claimant.
     alignas(ring_cache_line) std::atomic<std::uint64_t> producer_claims[ring_max_peers];
+    // mpmc: the slot the consumer in peer slot i takes or holds (peeked, not
+    // released), as position + 1; stored before its tail CAS. A slot taken
+    // but never released (its consumer died) is traced to its holder, and
+    // freed by a producer waiting on it when the holder is dead.
+    alignas(ring_cache_line) std::atomic<std::uint64_t> consumer_claims[ring_max_peers];
 };
 
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);

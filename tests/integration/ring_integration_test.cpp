@@ -258,6 +258,48 @@ TEST(RingProcesses, MpmcProducerKilledHoldingLoanIsSkipped) {
     ASSERT_TRUE(ss && ss->success());
 }
 
+// An mpmc consumer killed holding a peeked slot left it "taken, not released"
+// for good: one lap later every producer waited on it, and with another
+// consumer alive nobody was ever told. A producer stuck behind it now finds
+// the holder dead (its claim) and releases the slot itself.
+TEST(RingProcesses, MpmcConsumerKilledHoldingPeekDoesNotBlockProducers) {
+    auto name = "/" + test::unique_name("ringp-cpeek");
+    shm_remover rm(name);
+    shared_board sb;
+    constexpr std::size_t slots = 4;
+    auto p = std::make_unique<ring>(ring::create(name, ring_role::producer, mpmc(slots, 64)));
+    test::forked_child victim([&] {
+        ring c = ring::open(name, ring_role::consumer);
+        auto pk = c.peek(deadline::after(20s));
+        if (pk.status != io_status::ok) return 1;
+        set_flag(sb.b->flag[0], 1);
+        ::pause();  // killed holding the peek
+        return 2;
+    });
+    ASSERT_EQ(p->send(make_message(1, 0, 8), deadline::after(10s)), io_status::ok);
+    ASSERT_TRUE(wait_flag(sb.b->flag[0], 1));
+    test::forked_child survivor([&] {
+        ring c = ring::open(name, ring_role::consumer);
+        set_flag(sb.b->flag[1], 1);
+        std::string out;
+        std::uint64_t n = 0;
+        while (c.receive(out, deadline::after(20s)) == io_status::ok)
+            sb.b->results[0][n++] = check_message(out);
+        sb.b->count[0].store(n);
+        return 0;
+    });
+    ASSERT_TRUE(wait_flag(sb.b->flag[1], 1));
+    ::kill(victim.pid(), SIGKILL);  // not reaped yet: a zombie must count as dead
+    for (std::uint64_t i = 1; i <= slots + 1; ++i)
+        ASSERT_EQ(p->send(make_message(1, i, 8), deadline::after(10s)), io_status::ok) << i;
+    p.reset();  // the survivor drains and sees closed
+    auto st = survivor.wait(20s);
+    ASSERT_TRUE(st && st->success()) << (st ? st->describe() : "timeout");
+    ASSERT_EQ(sb.b->count[0].load(), slots + 1);
+    for (std::uint64_t i = 0; i < slots + 1; ++i)
+        EXPECT_EQ(sb.b->results[0][i], (std::uint64_t{1} << 32) | (i + 1)) << i;
+}
+
 TEST(RingProcesses, ConsumerKilledIsClosedForABlockedProducer) {
     auto name = "/" + test::unique_name("ringp-ckill");
     shm_remover rm(name);

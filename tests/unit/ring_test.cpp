@@ -5,6 +5,7 @@
 #include "ipckit/ring.hpp"
 
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -669,6 +670,34 @@ TEST(RingMpmc, SlotClaimedByALiveProducerIsWaitedFor) {
     ASSERT_EQ(p.try_send("after"), io_status::ok);
     std::string out;
     EXPECT_EQ(c.receive(out, deadline::after(100ms)), io_status::timed_out);
+}
+
+// A slot a consumer took (tail CAS) but never released is waited for while
+// its holder lives, and freed by the producer once the holder is dead.
+TEST(RingMpmc, SlotHeldByAConsumerIsFreedOnlyOnceItIsDead) {
+    const auto m = memory_for(mpmc(2, 32));
+    auto& h = *reinterpret_cast<ring::layout*>(m->data());
+    ring p(m, ring_role::producer, "held");
+    ring c(m, ring_role::consumer, "held");
+    ASSERT_EQ(p.try_send("zero"), io_status::ok);
+    ASSERT_EQ(p.try_send("one"), io_status::ok);
+    // The consumer in peer slot 3 (another process) took slot 0.
+    test::forked_child holder([] {
+        ::pause();
+        return 0;
+    });
+    h.consumers[3].store(static_cast<std::int32_t>(holder.pid()));
+    h.consumer_claims[3].store(1);
+    h.tail.store(1);
+    EXPECT_EQ(p.send("two", deadline::after(100ms)), io_status::timed_out);
+    ::kill(holder.pid(), SIGKILL);
+    ASSERT_TRUE(holder.wait(10s).has_value());
+    ASSERT_EQ(p.send("two", deadline::after(10s)), io_status::ok);
+    std::string out;
+    ASSERT_EQ(c.try_receive(out), io_status::ok);
+    EXPECT_EQ(out, "one");
+    ASSERT_EQ(c.try_receive(out), io_status::ok);
+    EXPECT_EQ(out, "two");
 }
 
 // A producer that lost the head CAS for slot 0 kept its claim on it while
