@@ -5,6 +5,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdio>
@@ -368,9 +369,12 @@ std::size_t ring::capacity() const noexcept {
     return static_cast<std::size_t>(capacity_);
 }
 std::size_t ring::max_message() const noexcept {
-    // spsc: a record header, and the next record's stamp that must stay free.
-    return kind() == ring_kind::spsc ? static_cast<std::size_t>(capacity_) - 2 * ring_record_size
-                                     : static_cast<std::size_t>(slot_size_);
+    // spsc: a record header, and the next record's stamp that must stay free;
+    // and what the 32-bit length field can say.
+    if (kind() == ring_kind::spsc)
+        return std::min(static_cast<std::size_t>(capacity_) - 2 * ring_record_size,
+                        ring_max_spsc_message);
+    return static_cast<std::size_t>(slot_size_);
 }
 
 // ---- peers and waiting --------------------------------------------------------------
@@ -671,7 +675,10 @@ ring_loan ring::loan(std::size_t size, const deadline& until) {
     if (size > max_message())
         throw_error(EMSGSIZE, "ring send", name_,
                     "message is " + std::to_string(size) + " bytes, the ring's maximum is " +
-                        std::to_string(max_message()));
+                        std::to_string(max_message()) +
+                        (kind() == ring_kind::spsc && max_message() == ring_max_spsc_message
+                             ? " (a record's length is 32 bits)"
+                             : ""));
     if (kind() == ring_kind::spsc) {
         const std::uint64_t cap = capacity_;
         // Each record also needs the 8 bytes after it free: the stamp there

@@ -46,7 +46,8 @@ enum class ring_role { producer, consumer };
 /// Geometry of a new ring.
 struct ring_options {
     ring_kind kind = ring_kind::spsc;
-    /// spsc: data bytes (power of two, >= 64; the largest message is capacity - 16).
+    /// spsc: data bytes (power of two, >= 64; the largest message is capacity - 16,
+    /// at most 2^32 - 9: a record's length is 32 bits).
     /// mpmc: number of slots (power of two, >= 2).
     std::size_t capacity = 1u << 20;
     /// mpmc only: the largest message (bytes per slot, >= 1, <= 1 GiB).
@@ -132,7 +133,7 @@ class ring {
     ring_role role() const noexcept { return role_; }
     /// spsc: data bytes; mpmc: slots.
     std::size_t capacity() const noexcept;
-    /// Largest message: capacity - 16 (spsc) or slot_size (mpmc).
+    /// Largest message: capacity - 16, at most 2^32 - 9 (spsc), or slot_size (mpmc).
     std::size_t max_message() const noexcept;
     /// Busy-poll iterations before sleeping on the futex (default 0: sleep at
     /// once; a few hundred to a few thousand cut latency when both sides have

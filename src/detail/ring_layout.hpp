@@ -84,6 +84,9 @@ struct ring_record {
 };
 static_assert(sizeof(ring_record) == 8);
 inline constexpr std::size_t ring_record_size = sizeof(ring_record);
+// length is 32 bits: the largest spsc message whatever the capacity (rings
+// may be up to 1 TiB), so a record's length plus header also fits 32 bits.
+inline constexpr std::size_t ring_max_spsc_message = UINT32_MAX - ring_record_size;
 
 /// The stamp of a record at absolute position pos: odd, never 0, and tied to
 /// the position so a corrupt header is recognised. Padding records (skip to

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -270,6 +271,37 @@ TEST(RingSpsc, WrapAroundWithEveryMessageSize) {
         }
     }
     EXPECT_EQ(c.try_receive(out), io_status::timed_out);
+}
+
+// A record's length is 32 bits: an spsc ring above 4 GiB used to accept a
+// longer loan and deliver its length modulo 2^32. The maximum stops below.
+TEST(RingSpsc, MessagesLongerThanTheLengthFieldAreRefused) {
+    const auto o = spsc(std::size_t{1} << 33);
+    const std::size_t size = ring::required_size(o);
+    // Sparse (ftruncate, not the reservation): only touched pages exist.
+    unique_fd fd(::memfd_create("ring-8g", MFD_CLOEXEC));
+    ASSERT_TRUE(fd.valid());
+    ASSERT_EQ(::ftruncate(fd.get(), static_cast<off_t>(size)), 0);
+    auto m = std::make_shared<mapping>(shared_memory::from_fd(std::move(fd)).map());
+    ring::format(m->bytes(), o);
+    ring p(m, ring_role::producer, "8g");
+    ring c(m, ring_role::consumer, "8g");
+    const std::size_t limit = std::size_t{UINT32_MAX} - 8;
+    EXPECT_EQ(p.max_message(), limit);
+    for (std::size_t n : {limit + 1, std::size_t{1} << 32, (std::size_t{1} << 32) + 8}) {
+        try {
+            (void)p.loan(n, deadline::immediate());
+            FAIL() << "loaned " << n << " bytes";
+        } catch (const error& e) {
+            EXPECT_EQ(e.code().value(), EMSGSIZE);
+            EXPECT_NE(std::string(e.what()).find(std::to_string(limit)), std::string::npos)
+                << e.what();
+        }
+    }
+    ASSERT_EQ(p.try_send("small"), io_status::ok);
+    std::string out;
+    ASSERT_EQ(c.try_receive(out), io_status::ok);
+    EXPECT_EQ(out, "small");
 }
 
 TEST(RingSpsc, FullAndEmptyTimeOut) {
