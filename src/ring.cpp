@@ -74,6 +74,23 @@ std::atomic<std::uint32_t>& waiters_of(ring::layout* h, ring_role side) noexcept
     throw_error(EPROTO, "ring", object, what);
 }
 
+// spsc head and tail are written by peers and checked before use (found by
+// review: a corrupt tail of 4096 on a 64-byte ring counted as ~4 KiB free,
+// and zeroing ahead wrote past the data area). The producer's index is never
+// behind the tail nor more than a capacity ahead; both are 8-byte aligned.
+// may_lag: a producer killed between a publish and its head store leaves
+// head a record behind what the consumer took (attach steps over it).
+void check_spsc_indices(std::string_view object, std::uint64_t head, std::uint64_t tail,
+                        std::uint64_t capacity, bool may_lag = false) {
+    if (((head | tail) & (ring_record_size - 1)) != 0)
+        corrupt(object, "corrupt header: head " + std::to_string(head) + " or tail " +
+                            std::to_string(tail) + " is not 8-byte aligned");
+    if (head - tail > capacity && (!may_lag || tail - head > capacity))
+        corrupt(object, "corrupt header: tail " + std::to_string(tail) + " is ahead of head " +
+                            std::to_string(head) + " or more than the capacity (" +
+                            std::to_string(capacity) + ") behind it");
+}
+
 }  // namespace
 
 const char* to_string(ring_kind k) noexcept {
@@ -249,22 +266,35 @@ void ring::attach() {
         throw_error(EBUSY, "ring attach", name_,
                     "all " + std::to_string(ring_max_peers) + " " + what + " slots are taken");
     }
+    if (spsc) {
+        try {
+            const std::uint64_t head = h_->head.load(std::memory_order_acquire);
+            const std::uint64_t tail = h_->tail.load(std::memory_order_acquire);
+            check_spsc_indices(name_, head, tail, capacity_, /*may_lag=*/true);
+            if (role_ == ring_role::producer) {
+                index_ = head;
+                cached_other_ = tail;
+                skip_published_records();
+                check_spsc_indices(name_, index_, tail, capacity_);
+            } else {
+                index_ = tail;
+                cached_other_ = head;
+            }
+        } catch (...) {
+            // Refused: the slot is not ours to keep.
+            std::int32_t mine = me;
+            table[peer_slot_].compare_exchange_strong(mine, 0, std::memory_order_acq_rel);
+            peer_slot_ = -1;
+            throw;
+        }
+    }
     if (role_ == ring_role::producer) {
         // A claim left by the dead process that held this slot is not ours.
         h_->producer_claims[peer_slot_].store(0, std::memory_order_relaxed);
         h_->producers_seen.store(1, std::memory_order_release);
-        if (spsc) {
-            index_ = h_->head.load(std::memory_order_acquire);
-            cached_other_ = h_->tail.load(std::memory_order_acquire);
-            skip_published_records();
-        }
     } else {
         h_->consumer_claims[peer_slot_].store(0, std::memory_order_release);
         h_->consumers_seen.store(1, std::memory_order_release);
-        if (spsc) {
-            index_ = h_->tail.load(std::memory_order_acquire);
-            cached_other_ = h_->head.load(std::memory_order_acquire);
-        }
     }
 }
 
@@ -441,7 +471,9 @@ bool ring::data_ready() {
 bool ring::space_ready(std::size_t bytes) {
     if (kind() == ring_kind::spsc) {
         if (capacity_ - (index_ - cached_other_) >= bytes) return true;
-        cached_other_ = h_->tail.load(std::memory_order_seq_cst);
+        const std::uint64_t tail = h_->tail.load(std::memory_order_seq_cst);
+        check_spsc_indices(name_, index_, tail, capacity_);
+        cached_other_ = tail;
         return capacity_ - (index_ - cached_other_) >= bytes;
     }
     std::uint64_t pos = h_->head.load(std::memory_order_relaxed);
@@ -653,10 +685,11 @@ void ring::zero_ahead(std::uint64_t from) noexcept {
     const std::uint64_t start = zeroed_to_;
     const std::uint64_t stop = std::min(line_after + kAhead, cached_other_ + capacity_);
     if (start >= stop) return;
-    const std::uint64_t first = std::min(stop - start, capacity_ - (start & mask_));
+    const std::uint64_t len = std::min(stop - start, capacity_);  // never more than the ring
+    const std::uint64_t first = std::min(len, capacity_ - (start & mask_));
     std::memset(data_ + (start & mask_), 0, first);
-    if (first < stop - start) std::memset(data_, 0, stop - start - first);  // wrapped
-    zeroed_to_ = stop;
+    if (first < len) std::memset(data_, 0, len - first);  // wrapped
+    zeroed_to_ = start + len;
 }
 
 // Bytes from pos on are no longer known to be zero (a loan's unused part).

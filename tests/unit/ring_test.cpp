@@ -214,6 +214,49 @@ TEST(RingHeader, CorruptOrForeignHeaderIsAClearError) {
     }
 }
 
+// The consumer's tail is written by a peer: a corrupt one (ahead of the
+// producer, or more than a capacity behind, or misaligned) is EPROTO, never
+// a count of free bytes that makes the producer zero past the data area.
+TEST(RingHeader, CorruptTailIsAnErrorNotAWriteOutOfBounds) {
+    const auto o = spsc(64);
+    const std::size_t ring_bytes = ring::required_size(o);
+    auto shm = shared_memory::memfd("tail", ring_bytes + 8192);
+    auto m = std::make_shared<mapping>(shm.map());
+    ring::format(m->bytes(), o);
+    std::byte* canary = m->data() + ring_bytes;
+    std::memset(canary, 0x5c, 8192);
+    auto canary_intact = [&] {
+        for (std::size_t i = 0; i < 8192; ++i)
+            if (canary[i] != std::byte{0x5c}) return false;
+        return true;
+    };
+    auto& h = *reinterpret_cast<ring::layout*>(m->data());
+    {
+        ring p(m, ring_role::producer, "tail");
+        ring c(m, ring_role::consumer, "tail");
+        for (int i = 0; i < 3; ++i)
+            ASSERT_EQ(p.try_send("x"), io_status::ok);  // 48 of 64 bytes used
+        h.tail.store(4096);
+        // The fourth needs the tail re-read.
+        EXPECT_EQ(error_code([&] { (void)p.try_send("x"); }), EPROTO);
+        EXPECT_TRUE(canary_intact());
+        h.tail.store(4);  // misaligned
+        EXPECT_EQ(error_code([&] { (void)p.try_send("x"); }), EPROTO);
+        EXPECT_TRUE(canary_intact());
+    }
+    // Attaching to such a ring is refused too, and takes no peer slot.
+    for (std::uint64_t tail : {std::uint64_t{4096}, std::uint64_t{4}}) {
+        ring::format(m->bytes(), o);
+        h.tail.store(tail);
+        EXPECT_EQ(error_code([&] { ring p(m, ring_role::producer, "tail"); }), EPROTO) << tail;
+        EXPECT_EQ(h.producers[0].load(), 0) << tail;
+    }
+    ring::format(m->bytes(), o);
+    h.tail.store(4);
+    EXPECT_EQ(error_code([&] { ring c(m, ring_role::consumer, "tail"); }), EPROTO);
+    EXPECT_TRUE(canary_intact());
+}
+
 TEST(RingHeader, NamedRingTooSmallOrMissing) {
     auto name = "/" + test::unique_name("ring-small");
     shm_remover rm(name);
