@@ -160,6 +160,26 @@ void ring::format(std::span<std::byte> memory, const ring_options& o) {
 
 // ---- attach / detach ---------------------------------------------------------------
 
+namespace {
+
+// An existing named ring with magic 0: its creator is still formatting it (it
+// holds the creation lock until the magic is stored: the constructor then
+// says EAGAIN) or died before the magic (found by review: every open said
+// EAGAIN, and the shm: channel retried for ever).
+void check_creator_alive(const shared_memory& shm, const mapping& m, std::string_view name) {
+    if (m.size() < sizeof(ring::layout)) return;  // the constructor says so
+    const auto* h = reinterpret_cast<const ring::layout*>(m.data());
+    if (h->magic.load(std::memory_order_acquire) != 0 || shm.creator_active()) return;
+    // The creator stores the magic before unlocking: seen now if it finished.
+    if (h->magic.load(std::memory_order_acquire) != 0) return;
+    throw_error(EPROTO, "ring", name,
+                "half-made ring, its creator died before formatting it; remove it with "
+                "ipckit rm shm:" +
+                    std::string(name));
+}
+
+}  // namespace
+
 ring ring::create(std::string_view name, ring_role role, const ring_options& o, open_mode how) {
     const std::size_t size = required_size(o);
     shm_options so;
@@ -168,7 +188,12 @@ ring ring::create(std::string_view name, ring_role role, const ring_options& o, 
     auto shm = shared_memory::open(name, size, so);
     try {
         auto m = std::make_shared<mapping>(shm.map());
-        if (shm.created()) format(m->bytes(), o);
+        if (shm.created()) {
+            format(m->bytes(), o);
+            shm.finish_creation();  // after the magic: openers may now attach
+        } else {
+            check_creator_alive(shm, *m, name);
+        }
         return ring(std::move(m), role, std::string(name));
     } catch (...) {
         if (shm.created()) shared_memory::remove(name);  // never leave a half-made ring
@@ -179,12 +204,15 @@ ring ring::create(std::string_view name, ring_role role, const ring_options& o, 
 ring ring::open(std::string_view name, ring_role role) {
     shm_options so;
     so.how = open_mode::open_only;
-    // EAGAIN when the creator is between shm_open and the reservation.
+    // EAGAIN when the creator is between shm_open and the reservation,
+    // EPROTO when it died there.
     auto shm = shared_memory::open(name, 0, so);
     if (shm.size() < sizeof(layout))
         corrupt(name, "not an ipckit ring (object is " + std::to_string(shm.size()) +
                           " bytes, smaller than the ring header)");
-    return ring(std::make_shared<mapping>(shm.map()), role, std::string(name));
+    auto m = std::make_shared<mapping>(shm.map());
+    check_creator_alive(shm, *m, name);
+    return ring(std::move(m), role, std::string(name));
 }
 
 ring::ring(std::shared_ptr<const mapping> memory, ring_role role, std::string description)

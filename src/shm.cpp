@@ -1,6 +1,7 @@
 #include "ipckit/shm.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/ipc.h>
 #include <sys/mman.h>
 #include <sys/shm.h>
@@ -145,6 +146,18 @@ shared_memory shared_memory::open(std::string_view name, std::size_t size, const
     }
 
     if (shm.created_) {
+        // Held until finish_creation() (or close): an opener that finds the
+        // object unfinished and this lock free knows the creator died.
+        int rc;
+        do {
+            rc = ::flock(shm.fd_.get(), LOCK_EX);
+        } while (rc != 0 && errno == EINTR);
+        if (rc != 0) {
+            int e = errno;
+            ::shm_unlink(n.c_str());
+            throw_error(e, "flock", n);
+        }
+        shm.creation_locked_ = true;
         // fchmod: the umask must not weaken or alter the requested mode.
         if (::fchmod(shm.fd_.get(), static_cast<mode_t>(o.permissions)) != 0) {
             int e = errno;
@@ -175,9 +188,20 @@ shared_memory shared_memory::open(std::string_view name, std::size_t size, const
         ::usleep(1000);
         if (::fstat(shm.fd_.get(), &st) != 0) throw_errno("fstat", n);
     }
+    // Still 0 after 200 ms: a creator holding the creation lock is alive
+    // (retry); nobody holding it means the creator died before sizing it, and
+    // every retry would wait for ever (found by review). Sizing precedes the
+    // unlock, so fstat after a free lock sees the size if it finished.
+    if (st.st_size == 0 && !shm.creator_active()) {
+        if (::fstat(shm.fd_.get(), &st) != 0) throw_errno("fstat", n);
+        if (st.st_size == 0)
+            throw_error(EPROTO, "shm_open", n,
+                        "size 0 and nobody is creating it: its creator died before sizing "
+                        "it; remove it with ipckit rm shm:" +
+                            n);
+    }
     if (st.st_size == 0)
-        throw_error(EAGAIN, "shm_open", n,
-                    "size 0: the creator has not finished sizing it yet (or died doing so)");
+        throw_error(EAGAIN, "shm_open", n, "size 0: the creator has not finished sizing it yet");
     auto actual = static_cast<std::size_t>(st.st_size);
     if (actual < size)
         throw_error(EINVAL, "shm_open", n,
@@ -214,6 +238,27 @@ shared_memory shared_memory::from_fd(unique_fd fd, shm_access access,
     shm.size_ = static_cast<std::size_t>(st.st_size);
     shm.access_ = access;
     return shm;
+}
+
+void shared_memory::finish_creation() noexcept {
+    if (!creation_locked_) return;
+    ::flock(fd_.get(), LOCK_UN);
+    creation_locked_ = false;
+}
+
+bool shared_memory::creator_active() const {
+    // Our own lock: probing it through the same open file would convert it.
+    if (creation_locked_) return true;
+    int rc;
+    do {
+        rc = ::flock(fd_.get(), LOCK_SH | LOCK_NB);
+    } while (rc != 0 && errno == EINTR);
+    if (rc == 0) {
+        ::flock(fd_.get(), LOCK_UN);
+        return false;
+    }
+    if (errno == EWOULDBLOCK) return true;
+    throw_errno("flock", name_);
 }
 
 void shared_memory::seal_size() {

@@ -85,7 +85,9 @@ class ring {
                        open_mode how = open_mode::create_only);
     /// Attaches to an existing named ring. A foreign or corrupt header throws
     /// ipckit::error(EPROTO) saying what is wrong; a ring whose creator has not
-    /// finished formatting throws EAGAIN (retry).
+    /// finished formatting throws EAGAIN (retry), or EPROTO if that creator
+    /// died before finishing (nobody holds the creation lock: see
+    /// shared_memory::open).
     static ring open(std::string_view name, ring_role role);
 
     /// Attaches to a ring in memory that is already mapped (shared by several

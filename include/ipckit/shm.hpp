@@ -67,6 +67,11 @@ class shared_memory {
     /// A new object's size is reserved with posix_fallocate: a full /dev/shm
     /// throws ENOSPC saying how big /dev/shm is and how full, and the half-made
     /// object is unlinked.
+    /// The creator holds flock(LOCK_EX) on a new object from its creation
+    /// until finish_creation() (or until this object is destroyed), so that an
+    /// opener can tell a creator still setting it up from one that died doing
+    /// so: an existing object of size 0 is EAGAIN while its creator holds the
+    /// lock and EPROTO ("its creator died") once nobody does.
     static shared_memory open(std::string_view name, std::size_t size,
                               const shm_options& options = {});
 
@@ -91,6 +96,14 @@ class shared_memory {
     /// of the fd can map it without fear of SIGBUS.
     void seal_size();
 
+    /// Creator: the object is set up (e.g. a header written after sizing);
+    /// releases the creation lock. No-op for an object this call did not create.
+    void finish_creation() noexcept;
+    /// Opener: does some process hold the creation lock, i.e. is a creator
+    /// still setting the object up? (Probes with flock(LOCK_SH | LOCK_NB).)
+    /// True for the creator's own object until finish_creation().
+    bool creator_active() const;
+
     /// Maps the whole object.
     mapping map() const { return mapping(fd_.get(), size_, access_, name_); }
     mapping map(shm_access access) const { return mapping(fd_.get(), size_, access, name_); }
@@ -108,6 +121,7 @@ class shared_memory {
     std::string name_;
     shm_access access_ = shm_access::read_write;
     bool created_ = false;
+    bool creation_locked_ = false;
 };
 
 /// Removes a POSIX shm name on scope exit (errors ignored). Opt-in cleanup for

@@ -148,6 +148,8 @@ std::unique_ptr<channel> open_shm_channel(const url& u, channel_role role,
             return std::make_unique<shm_channel>(std::move(r), u.text, u.path, owner, limit);
         } catch (const error& e) {
             // The peer has not created (ENOENT) or formatted (EAGAIN) it yet.
+            // A creator that died half-way is EPROTO from ring::open, not
+            // EAGAIN, so the default (never) deadline cannot hang on it.
             const int ev = e.code().value();
             if ((ev != ENOENT && ev != EAGAIN) || (how != open_mode::open_only && ev == ENOENT))
                 throw;

@@ -4,12 +4,15 @@
 // both sides share one mapping, so TSan sees every access).
 #include "ipckit/ring.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <map>
@@ -852,6 +855,56 @@ TEST(RingMpmc, ThreadsExactlyOnceInOrderPerProducer) {
     for (auto& [id, counts] : seen)
         for (std::uint64_t i = 0; i < per_producer; ++i)
             ASSERT_EQ(counts[i], 1) << id << ":" << i;
+}
+
+// A creator killed between creating the name and storing the magic left an
+// object (size 0, or sized and zero) that every later open called "not
+// finished yet": the shm: channel retried for ever under its default
+// deadline. With nobody holding the creation lock it is an error saying so.
+TEST(RingNamed, HalfMadeRingWhoseCreatorDiedIsAnErrorNotAHang) {
+    for (const bool sized : {true, false}) {
+        const auto name = "/" + test::unique_name(sized ? "ring-half" : "ring-half0");
+        shm_remover rm(name);
+        int fd = ::shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        ASSERT_GE(fd, 0);
+        if (sized) ASSERT_EQ(::ftruncate(fd, ring::required_size(spsc(1u << 20))), 0);
+        ::close(fd);  // the creator is gone
+        for (const channel_role role : {channel_role::receiver, channel_role::sender}) {
+            SCOPED_TRACE(std::string(sized ? "sized, " : "size 0, ") +
+                         (role == channel_role::receiver ? "receiver" : "sender"));
+            test::forked_child opener([&] {
+                try {
+                    open_channel("shm:" + name, role);  // default open deadline: never
+                } catch (const error& e) {
+                    const std::string what = e.what();
+                    std::fprintf(stderr, "%s\n", what.c_str());
+                    return e.code().value() == EPROTO &&
+                                   what.find("creator died") != std::string::npos &&
+                                   what.find("ipckit rm shm:" + name) != std::string::npos
+                               ? 0
+                               : 1;
+                }
+                return 2;
+            });
+            auto st = opener.wait(10s);
+            ASSERT_TRUE(st.has_value()) << "open hung";
+            EXPECT_TRUE(st->success()) << st->describe();
+        }
+    }
+}
+
+// While the creator lives (it holds the creation lock) an unformatted ring
+// is "not finished yet" (EAGAIN, retried), not an error.
+TEST(RingNamed, HalfMadeRingWhoseCreatorLivesIsRetried) {
+    const auto name = "/" + test::unique_name("ring-making");
+    shm_remover rm(name);
+    int fd = ::shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::flock(fd, LOCK_EX), 0);
+    ASSERT_EQ(::ftruncate(fd, ring::required_size(spsc(4096))), 0);
+    EXPECT_EQ(error_code([&] { ring::open(name, ring_role::producer); }), EAGAIN);
+    ::close(fd);
+    EXPECT_EQ(error_code([&] { ring::open(name, ring_role::producer); }), EPROTO);
 }
 
 TEST(RingNamed, CreateOpenRemove) {

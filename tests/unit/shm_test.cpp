@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -105,13 +106,15 @@ TEST(PosixShm, CreateIsPrivateExclusiveAndSized) {
         ENOENT);
     EXPECT_EQ(error_code([&] { shared_memory::open(name + "-zero", 0); }), EINVAL);
 
-    // An object of size 0 is one whose creator has not reserved it yet: a
-    // second open_or_create says "try again", not "wrong size".
+    // An object of size 0 whose creator is alive (it holds the creation lock)
+    // has not been reserved yet: a second open_or_create says "try again",
+    // not "wrong size". Once no creator holds the lock, it died: an error
+    // saying so, not "try again" for ever.
     const std::string unsized = name + "-unsized";
     shm_remover rm_unsized(unsized);
     int raw = ::shm_open(unsized.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     ASSERT_GE(raw, 0);
-    ::close(raw);
+    ASSERT_EQ(::flock(raw, LOCK_EX), 0);
     try {
         shared_memory::open(unsized, 4096, with(open_mode::open_or_create));
         FAIL();
@@ -120,6 +123,28 @@ TEST(PosixShm, CreateIsPrivateExclusiveAndSized) {
         EXPECT_NE(std::string(e.what()).find("has not finished sizing"), std::string::npos)
             << e.what();
     }
+    ::close(raw);
+    try {
+        shared_memory::open(unsized, 0, with(open_mode::open_only));
+        FAIL();
+    } catch (const error& e) {
+        EXPECT_EQ(e.code().value(), EPROTO);
+        EXPECT_NE(std::string(e.what()).find("its creator died"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("ipckit rm shm:" + unsized), std::string::npos)
+            << e.what();
+    }
+}
+
+// The creator holds the creation lock from shm_open until finish_creation().
+TEST(PosixShm, CreatorHoldsTheCreationLockUntilFinished) {
+    auto name = shm_name("shm-lock");
+    shm_remover rm(name);
+    auto made = shared_memory::open(name, 4096);
+    auto seen = shared_memory::open(name, 0, with(open_mode::open_only));
+    EXPECT_TRUE(seen.creator_active());
+    made.finish_creation();
+    EXPECT_FALSE(seen.creator_active());
+    EXPECT_FALSE(shared_memory::open(name, 0, with(open_mode::open_only)).creator_active());
 }
 
 TEST(PosixShm, ProducerChildConsumerParent) {
