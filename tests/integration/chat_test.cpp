@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <string>
@@ -147,6 +148,100 @@ TEST(Chat, FiftyClientsAndOneThatStopsReading) {
     std::string log = first + "\n" + read_all(server.stdout_pipe().get(), deadline::after(5s));
     EXPECT_NE(log.find("chat: dropped slow: not reading"), std::string::npos) << log;
     EXPECT_NE(log.find("chat: c5 left"), std::string::npos) << log;
+}
+
+namespace {
+
+// A chat server on an ephemeral TCP port, with the port read off its first line.
+struct tcp_chat {
+    child_process server;
+    std::uint16_t port = 0;
+    explicit tcp_chat(std::vector<std::string> extra) {
+        spawn_options so;
+        so.out = stdio_mode::pipe;
+        std::vector<std::string> argv{test::ipckit_binary(), "chat", "serve", "tcp://127.0.0.1:0"};
+        argv.insert(argv.end(), extra.begin(), extra.end());
+        server = spawn(argv, so);
+        std::string first = read_line(server.stdout_pipe().get(), deadline::after(20s));
+        auto colon = first.rfind(':');
+        if (colon != std::string::npos)
+            port = static_cast<std::uint16_t>(std::stoi(first.substr(colon + 1)));
+    }
+    client join(const std::string& name) {
+        client c{connect_tcp("127.0.0.1", port, deadline::after(20s)), name, {}};
+        EXPECT_EQ(c.s.send(name + "\n"), io_status::ok);
+        return c;
+    }
+};
+
+}  // namespace
+
+TEST(Chat, LongLinesAreCutToMaxLine) {
+    tcp_chat chat({"--max-line", "100"});
+    ASSERT_NE(chat.port, 0);
+    client ana = chat.join("ana");
+    client bob = chat.join("bob");
+    std::vector<client*> both{&ana, &bob};
+    ASSERT_TRUE(pump(both, deadline::after(20s), [&] { return ana.count("* bob joined") == 1; }));
+
+    // 1000 bytes in one line, then 350 bytes with no newline yet, then the newline.
+    ASSERT_EQ(bob.s.send(std::string(1000, 'y') + "\n" + std::string(350, 'z')), io_status::ok);
+    ASSERT_TRUE(pump(both, deadline::after(20s), [&] { return ana.count("bob: ") == 13; }))
+        << ana.in.size() << " bytes: " << ana.in.substr(0, 400);
+    ASSERT_EQ(bob.s.send("\n"), io_status::ok);
+    ASSERT_TRUE(pump(both, deadline::after(20s), [&] { return ana.count("bob: ") == 14; }));
+
+    std::size_t ys = 0, zs = 0;
+    for (std::size_t pos = 0; (pos = ana.in.find("bob: ", pos)) != std::string::npos;) {
+        auto end = ana.in.find('\n', pos);
+        ASSERT_NE(end, std::string::npos);
+        std::string text = ana.in.substr(pos + 5, end - pos - 5);
+        EXPECT_LE(text.size(), 100u) << "a line longer than --max-line went out";
+        ys += static_cast<std::size_t>(std::count(text.begin(), text.end(), 'y'));
+        zs += static_cast<std::size_t>(std::count(text.begin(), text.end(), 'z'));
+        pos = end;
+    }
+    EXPECT_EQ(ys, 1000u);
+    EXPECT_EQ(zs, 350u) << "the unfinished line went out in pieces, none lost";
+    chat.server.kill(SIGTERM);
+    ASSERT_TRUE(chat.server.wait_until(deadline::after(20s)));
+}
+
+TEST(Chat, AFloodingClientDoesNotStarveTheOthers) {
+    // A queue limit high enough that carol, who reads slower than the flood
+    // arrives, is not dropped: the server keeps work for every flood line.
+    tcp_chat chat({"--queue-limit", "512M", "--max-line", "8192"});
+    ASSERT_NE(chat.port, 0);
+    client flood = chat.join("flood");
+    client carol = chat.join("carol");
+    std::vector<client*> readers{&carol};
+    ASSERT_TRUE(
+        pump(readers, deadline::after(20s), [&] { return carol.count("* you are carol;") == 1; }));
+
+    // The flood goes out from a child process, as fast as the server takes
+    // it, until the test ends. dave joins once it is flowing: a server that
+    // reads one client until EAGAIN would neither accept dave nor read his
+    // name while the flood lasts.
+    test::forked_child flooder([&] {
+        std::string batch;
+        for (int i = 0; i < 8; ++i)
+            batch += std::string(8000, 'f') + "\n";
+        for (;;)
+            if (flood.s.send(batch, deadline::after(60s)) != io_status::ok) return 1;
+    });
+    flood.s = sock();  // the child holds the connection now
+    ASSERT_TRUE(pump(readers, deadline::after(60s), [&] { return carol.in.size() > (4u << 20); }));
+    client dave = chat.join("dave");
+    std::vector<client*> both{&carol, &dave};
+    ASSERT_TRUE(pump(both, deadline::after(60s),
+                     [&] { return dave.in.find("* you are dave; online: ") != std::string::npos; }))
+        << "dave got no welcome during the flood: " << dave.in.substr(0, 200);
+    // Still flowing: the flood did not simply end before dave was served.
+    std::size_t before = carol.in.size();
+    ASSERT_TRUE(pump(readers, deadline::after(60s), [&] { return carol.in.size() > before; }));
+    EXPECT_EQ(carol.in.find("* flood left"), std::string::npos);
+    chat.server.kill(SIGTERM);
+    ASSERT_TRUE(chat.server.wait_until(deadline::after(20s)));
 }
 
 TEST(Chat, UnixSocketServerWithJoinClients) {

@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -86,7 +87,12 @@ class chat_server {
         std::fflush(stdout);
         std::vector<epoll_event> events(256);
         while (!g_stop) {
-            int n = ::epoll_wait(ep_.get(), events.data(), static_cast<int>(events.size()), -1);
+            if (accept_paused_ &&
+                (clients_.size() < clients_at_pause_ ||
+                 std::chrono::steady_clock::now() - paused_at_ >= std::chrono::seconds(1)))
+                resume_accepts();
+            int n = ::epoll_wait(ep_.get(), events.data(), static_cast<int>(events.size()),
+                                 accept_paused_ ? 1000 : -1);
             if (n < 0) {
                 if (errno == EINTR) continue;
                 throw_errno("epoll_wait", shown);
@@ -111,6 +117,11 @@ class chat_server {
     }
 
   private:
+    void resume_accepts() {
+        accept_paused_ = false;
+        add(listen_fd_, EPOLLIN);
+    }
+
     void add(int fd, std::uint32_t ev) {
         epoll_event e{};
         e.events = ev;
@@ -131,8 +142,16 @@ class chat_server {
                 if (errno == EINTR || errno == ECONNABORTED) continue;
                 if (errno == EAGAIN) return;
                 if (errno == EMFILE || errno == ENFILE) {
-                    // Out of fds: report and keep serving the clients we have.
-                    fmt::print(stderr, "chat: accept4: {}\n", std::strerror(errno));
+                    // Out of fds: the connection stays in the backlog and a
+                    // level-triggered epoll would report it again at once, so
+                    // stop watching the listener; a leaving client or the 1 s
+                    // retry in run() resumes accepting.
+                    fmt::print(stderr, "chat: accept4: {}; pausing accepts\n",
+                               std::strerror(errno));
+                    ::epoll_ctl(ep_.get(), EPOLL_CTL_DEL, listen_fd_, nullptr);
+                    accept_paused_ = true;
+                    paused_at_ = std::chrono::steady_clock::now();
+                    clients_at_pause_ = clients_.size();
                     return;
                 }
                 throw_errno("accept4", "chat");
@@ -154,10 +173,13 @@ class chat_server {
         }
     }
 
+    // At most a few reads per wakeup: epoll is level-triggered, so a client
+    // that keeps writing is reported again, and one flooding client cannot
+    // keep the loop from the others or from accept.
     void read_from(int fd) {
         auto& cl = clients_.at(fd);
         char buf[8192];
-        for (;;) {
+        for (int reads = 0; reads < 4; ++reads) {
             ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
             if (n < 0) {
                 if (errno == EINTR) continue;
@@ -174,19 +196,30 @@ class chat_server {
             for (;;) {
                 auto nl = cl.in.find('\n', start);
                 if (nl == std::string::npos) break;
-                line(fd, std::string_view(cl.in).substr(start, nl - start));
-                if (!clients_.count(fd) || gone_.count(fd)) return;
+                if (!cut_lines(fd, std::string_view(cl.in).substr(start, nl - start))) return;
                 start = nl + 1;
             }
             cl.in.erase(0, start);
+            // An unfinished line past the limit goes out in pieces now, so a
+            // client that never sends a newline holds at most max_line bytes.
             if (cl.in.size() > max_line_) {
-                // A line longer than the limit is cut, not buffered without bound.
-                std::string cut = cl.in.substr(0, max_line_);
-                cl.in.erase(0, max_line_);
-                line(fd, cut);
-                if (gone_.count(fd)) return;
+                std::size_t whole = cl.in.size() - cl.in.size() % max_line_;
+                if (whole == cl.in.size()) whole -= max_line_;
+                if (!cut_lines(fd, std::string_view(cl.in).substr(0, whole))) return;
+                cl.in.erase(0, whole);
             }
         }
+    }
+
+    // Delivers text as lines of at most max_line bytes; false once the
+    // client is gone.
+    bool cut_lines(int fd, std::string_view text) {
+        do {
+            line(fd, text.substr(0, max_line_));
+            if (!clients_.count(fd) || gone_.count(fd)) return false;
+            text.remove_prefix(std::min(text.size(), max_line_));
+        } while (!text.empty());
+        return true;
     }
 
     void line(int fd, std::string_view text) {
@@ -311,6 +344,9 @@ class chat_server {
     int sndbuf_;
     unique_fd ep_;
     int listen_fd_ = -1;
+    bool accept_paused_ = false;
+    std::chrono::steady_clock::time_point paused_at_;
+    std::size_t clients_at_pause_ = 0;
     std::map<int, chat_client> clients_;
     std::map<int, const char*> gone_;
 };
