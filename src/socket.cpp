@@ -338,9 +338,15 @@ io_status sock::receive_fds(std::string& out, std::size_t max, std::vector<uniqu
         if (n == 0 && !message) return io_status::closed;  // stream EOF
         if (n == 0 && type_ == socket_type::seqpacket) {
             // A zero-length read on seqpacket is either EOF or an empty
-            // record; once the peer is gone the sock polls POLLHUP.
-            pollfd p{fd(), POLLIN, 0};
-            if (::poll(&p, 1, 0) == 1 && (p.revents & POLLHUP)) return io_status::closed;
+            // record. EOF: the peer is gone (POLLHUP) or shut down writing
+            // (POLLRDHUP, as socat does at end of input) and no record with
+            // bytes is queued behind this one. (An empty record sent just
+            // before the shutdown reads as the end: the kernel tells them
+            // apart nowhere.)
+            pollfd p{fd(), POLLIN | POLLRDHUP, 0};
+            if (::poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLRDHUP)) &&
+                ::recv(fd(), nullptr, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT) <= 0)
+                return io_status::closed;
         }
         return io_status::ok;
     }
@@ -382,19 +388,6 @@ std::pair<sock, sock> make_socket_pair(socket_type type) {
 
 // ---- Unix ------------------------------------------------------------------
 
-namespace {
-
-// umask is process-wide; bind() takes the socket file's mode from it. The
-// narrowest umask is set just around bind() so the file never exists with
-// wider permissions, then chmod sets the exact mode asked for.
-struct umask_scope {
-    mode_t old;
-    explicit umask_scope(mode_t m) noexcept : old(::umask(m)) {}
-    ~umask_scope() { ::umask(old); }
-};
-
-}  // namespace
-
 unix_listener::unix_listener(std::string_view address, socket_type type,
                              const unix_listen_options& options)
     : address_(address), allow_(options.allow) {
@@ -420,11 +413,13 @@ unix_listener::unix_listener(std::string_view address, socket_type type,
         } else if (errno != ENOENT) {
             throw_errno("lstat", a.display);
         }
-        {
-            umask_scope guard(0777 & ~options.mode);
-            if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&a.sa), a.len) != 0)
-                throw_errno("bind", a.display);
-        }
+        // bind() creates the file with the socket inode's mode less the
+        // umask: narrowing the inode first means the file never exists with
+        // wider permissions, without touching the process-wide umask (which
+        // other threads share). chmod below then sets the exact mode.
+        if (::fchmod(fd.get(), options.mode & 0777) != 0) throw_errno("fchmod", a.display);
+        if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&a.sa), a.len) != 0)
+            throw_errno("bind", a.display);
         owns_file_ = true;
         owner_pid_ = ::getpid();
         if (::lstat(path.c_str(), &st) == 0) {

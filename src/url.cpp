@@ -232,6 +232,13 @@ void parse_host_port(std::string_view text, std::size_t pos, std::string_view re
             fail(text, pos, rest.size(), "unterminated '[' in IPv6 address");
         u.host = std::string(rest.substr(1, close - 1));
         if (u.host.empty()) fail(text, pos, close + 1, "empty IPv6 address");
+        // Hex digits, ':' and '.' (an IPv4 tail); '%' starts a zone id.
+        auto zone = u.host.find('%');
+        for (std::size_t i = 0; i < std::min(zone, u.host.size()); ++i) {
+            char c = u.host[i];
+            if (!(std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.'))
+                fail(text, pos + 1 + i, 1, "not an IPv6 address inside '[...]'");
+        }
         if (close + 1 >= rest.size() || rest[close + 1] != ':')
             fail(text, pos + close + 1, 0, "port is missing after ']' (e.g. [::1]:7000)");
         colon = close + 1;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -76,6 +77,11 @@ struct open_options {
     /// How long opening may wait for a peer (a FIFO writer waits for a reader,
     /// a TCP connect for the handshake). Timing out throws ipckit::error(ETIMEDOUT).
     deadline open_deadline = deadline::never();
+    /// Listening stream sockets (unix:, tcp://): a client that breaks the
+    /// framing (a frame above max_message, a malformed chunk) is disconnected
+    /// and the listener goes on with the others; this hears why (e.g. to log
+    /// it). Without it the client is dropped silently.
+    std::function<void(const std::string& why)> on_client_dropped;
 };
 
 /// Opens the channel named by url (see url.hpp for the schemes). Throws

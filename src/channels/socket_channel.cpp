@@ -10,6 +10,7 @@
 #include <poll.h>
 
 #include <algorithm>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -93,8 +94,12 @@ class tcp_acceptor final : public acceptor {
 // The listening end: one connection at a time, or all at once (serve_all).
 class listening_channel final : public channel {
   public:
-    listening_channel(socket_config cfg, std::unique_ptr<acceptor> acc, bool serve_all)
-        : cfg_(std::move(cfg)), acc_(std::move(acc)), all_(serve_all) {}
+    listening_channel(socket_config cfg, std::unique_ptr<acceptor> acc, bool serve_all,
+                      std::function<void(const std::string&)> on_dropped)
+        : cfg_(std::move(cfg)),
+          acc_(std::move(acc)),
+          all_(serve_all),
+          on_dropped_(std::move(on_dropped)) {}
 
     io_status send(std::string_view payload, const deadline& until,
                    std::optional<long> tag) override {
@@ -141,9 +146,24 @@ class listening_channel final : public channel {
                 conns_.push_back({wrap_connection(cfg_, std::move(*s)), false});
                 current_ = conns_.back().ch.get();
             }
-            auto r = current_->receive(out, until);
-            if (r != io_status::closed) return r;
-            drop(current_);  // this client is done (or died mid-frame): next one
+            auto r = receive_or_drop(*current_, out, until);
+            if (r && *r != io_status::closed) return *r;
+            if (r) drop(current_);  // this client is done (or died mid-frame): next one
+        }
+    }
+
+    // One client's protocol error must not end the listener: that client is
+    // disconnected (its rejected frame stays buffered, so it would throw
+    // again) and nullopt says it is gone.
+    std::optional<io_status> receive_or_drop(channel& c, message& out, const deadline& until) {
+        try {
+            return c.receive(out, until);
+        } catch (const error& e) {
+            int code = e.code().value();
+            if (code != EMSGSIZE && code != EPROTO && code != EBADMSG) throw;
+            if (on_dropped_) on_dropped_(e.what());
+            drop(&c);
+            return std::nullopt;
         }
     }
 
@@ -183,7 +203,9 @@ class listening_channel final : public channel {
     // Reads what one connection has without waiting: a message, or nothing.
     std::optional<io_status> try_one(std::size_t i, message& out) {
         channel* c = conns_[i].ch.get();
-        auto r = c->receive(out, deadline::immediate());
+        auto got = receive_or_drop(*c, out, deadline::immediate());
+        if (!got) return std::nullopt;
+        auto r = *got;
         if (r == io_status::ok) {
             conns_[i].hot = true;
             current_ = c;  // replies (send) go to whoever spoke last
@@ -199,6 +221,7 @@ class listening_channel final : public channel {
     bool all_;
     std::vector<connection> conns_;
     channel* current_ = nullptr;
+    std::function<void(const std::string&)> on_dropped_;
 };
 
 bool listens(channel_role role, const open_options& o) {
@@ -252,8 +275,9 @@ std::unique_ptr<channel> open_unix_channel(const url& u, channel_role role, cons
             };
             return std::make_unique<bound_dgram>(std::move(cfg), std::move(l));
         }
-        return std::make_unique<listening_channel>(
-            std::move(cfg), std::make_unique<unix_acceptor>(std::move(l)), serve_all);
+        return std::make_unique<listening_channel>(std::move(cfg),
+                                                   std::make_unique<unix_acceptor>(std::move(l)),
+                                                   serve_all, o.on_client_dropped);
     }
     return wrap_connection(cfg, connect_unix(u.path, cfg.type, o.open_deadline));
 }
@@ -268,8 +292,9 @@ std::unique_ptr<channel> open_tcp_channel(const url& u, channel_role role, const
     if (listens(role, o)) {
         tcp_listener l(u.host, u.port);
         cfg.name = u.port != 0 ? u.text : "tcp://" + inet_endpoint{u.host, l.port()}.to_string();
-        return std::make_unique<listening_channel>(
-            std::move(cfg), std::make_unique<tcp_acceptor>(std::move(l)), flag(u, "all"));
+        return std::make_unique<listening_channel>(std::move(cfg),
+                                                   std::make_unique<tcp_acceptor>(std::move(l)),
+                                                   flag(u, "all"), o.on_client_dropped);
     }
     cfg.name = u.text;
     return wrap_connection(cfg, connect_tcp(u.host, u.port, o.open_deadline, nodelay));

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <sys/file.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -42,19 +43,17 @@ io_status to_status(io_outcome o) {
     return io_status::closed;
 }
 
-// Holds flock(how) on fd for its lifetime.
-class flock_guard {
-  public:
-    flock_guard(int fd, int how, std::string_view object) : fd_(fd) {
-        if (retry_eintr([&] { return ::flock(fd_, how); }) < 0) throw_errno("flock", object);
+// Releases a flock() taken on fd (if fd >= 0) when it goes out of scope.
+struct flock_release {
+    int fd = -1;
+    ~flock_release() {
+        if (fd >= 0) ::flock(fd, LOCK_UN);
     }
-    ~flock_guard() { ::flock(fd_, LOCK_UN); }
-    flock_guard(const flock_guard&) = delete;
-    flock_guard& operator=(const flock_guard&) = delete;
-
-  private:
-    int fd_;
 };
+
+// A peer that takes no byte of a frame already begun for this long gets the
+// frame torn (see stream_channel::finish_frame).
+constexpr auto kStallLimit = std::chrono::seconds(1);
 
 // Makes room for `wanted` bytes in s allocating exactly that much: plain
 // reserve()/append() may double the capacity, i.e. allocate up to twice
@@ -97,12 +96,12 @@ std::uint64_t current_fork_generation() noexcept {
     return fork_generation.load(std::memory_order_relaxed);
 }
 
-// flock(LOCK_EX) that gives up at the deadline. flock() itself cannot time
-// out, so a contended lock is retried with short sleeps (at most 1 ms apart).
-io_outcome lock_exclusive(int fd, const deadline& until, std::string_view object) {
+// flock(how) that gives up at the deadline. flock() itself cannot time out,
+// so a contended lock is retried with short sleeps (at most 1 ms apart).
+io_outcome lock_until(int fd, int how, const deadline& until, std::string_view object) {
     std::chrono::microseconds pause{20};
     for (;;) {
-        if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return io_outcome::ok;
+        if (::flock(fd, how | LOCK_NB) == 0) return io_outcome::ok;
         if (errno == EINTR) continue;
         if (errno != EWOULDBLOCK) throw_errno("flock", object);
         if (until.expired()) return io_outcome::timed_out;
@@ -418,6 +417,7 @@ stream_channel::~stream_channel() {
 io_status stream_channel::send(std::string_view payload, const deadline& until,
                                std::optional<long> /*tag: streams carry none*/) {
     if (write_fd_ < 0) throw_error(EBADF, "send", name_, "channel is receive-only");
+    if (torn_) return io_status::closed;  // a frame was torn: the stream is out of sync
     if (payload.size() > options_.max_message)
         throw_error(EMSGSIZE, "send", name_,
                     "message is " + std::to_string(payload.size()) + " bytes, max_message is " +
@@ -444,40 +444,63 @@ io_status stream_channel::send(std::string_view payload, const deadline& until,
     // writer's long one, which only held LOCK_EX against other long ones:
     // short writes take LOCK_SH (they do not exclude each other, their
     // writes are atomic) and long ones LOCK_EX.
-    std::optional<flock_guard> lock;
-    if (options_.lock_large_writes && options_.frame != framing::length)
-        lock.emplace(write_fd_, total > PIPE_BUF ? LOCK_EX : LOCK_SH, name_);
+    flock_release unlock;
+    if (options_.lock_large_writes && options_.frame != framing::length) {
+        if (lock_until(write_fd_, total > PIPE_BUF ? LOCK_EX : LOCK_SH, until, name_) ==
+            io_outcome::timed_out)
+            return io_status::timed_out;
+        unlock.fd = write_fd_;
+    }
 
-    io_outcome r;
     std::size_t written = 0;
     if (total <= kSmallFrame) {
         sendbuf_.append(payload);
         if (trailer) sendbuf_.push_back('\n');
-        r = write_all(write_fd_, bytes(sendbuf_), until, name_, &written, write_kind_,
-                      owned_timeouts());
+        io_outcome r = write_all(write_fd_, bytes(sendbuf_), until, name_, &written, write_kind_,
+                                 owned_timeouts());
         if (r == io_outcome::timed_out && written > 0)  // never leave a torn frame
-            r = write_all(write_fd_, bytes(sendbuf_).subspan(written), deadline::never(), name_,
-                          nullptr, write_kind_, owned_timeouts());
+            r = finish_frame(bytes(sendbuf_).subspan(written), {});
         return to_status(r);
     }
-    // Large message: header and payload in one writev/sendmsg, no copy. Once
-    // the first byte is out, the frame is finished without deadline so the
-    // stream stays in sync.
-    std::string_view tail = trailer ? std::string_view("\n") : std::string_view();
-    r = write_all2(write_fd_, bytes(sendbuf_), bytes(payload), until, name_, &written, write_kind_,
-                   owned_timeouts());
+    // Large message: header and payload in one writev/sendmsg, no copy.
+    io_outcome r = write_all2(write_fd_, bytes(sendbuf_), bytes(payload), until, name_, &written,
+                              write_kind_, owned_timeouts());
     if (r == io_outcome::timed_out && written == 0) return io_status::timed_out;
     if (r == io_outcome::timed_out) {
         std::size_t head = sendbuf_.size();
-        auto rest_head = bytes(sendbuf_).subspan(std::min(written, head));
-        auto rest_body = bytes(payload).subspan(written > head ? written - head : 0);
-        r = write_all2(write_fd_, rest_head, rest_body, deadline::never(), name_, nullptr,
-                       write_kind_, owned_timeouts());
+        r = finish_frame(bytes(sendbuf_).subspan(std::min(written, head)),
+                         bytes(payload).subspan(written > head ? written - head : 0));
     }
-    if (r == io_outcome::ok && !tail.empty())
-        r = write_all(write_fd_, bytes(tail), deadline::never(), name_, nullptr, write_kind_,
-                      owned_timeouts());
+    if (r == io_outcome::ok && trailer) {
+        std::size_t w = 0;
+        r = write_all(write_fd_, bytes("\n"), until, name_, &w, write_kind_, owned_timeouts());
+        if (r == io_outcome::timed_out) r = finish_frame(bytes("\n"), {});
+    }
     return to_status(r);
+}
+
+// The caller's deadline passed with part of a frame out. Leaving it half
+// sent would desynchronise the stream, so the rest goes out for as long as
+// the peer keeps taking bytes. A peer that takes nothing for kStallLimit
+// gets a torn frame instead of hanging this sender: a socket's write side
+// is shut down (the reader drops the partial frame and reads closed), the
+// channel sends nothing more (later sends return closed), and this one
+// returns timed_out.
+io_outcome stream_channel::finish_frame(std::span<const std::byte> first,
+                                        std::span<const std::byte> second) {
+    for (;;) {
+        std::size_t w = 0;
+        io_outcome r = write_all2(write_fd_, first, second, deadline::after(kStallLimit), name_, &w,
+                                  write_kind_, owned_timeouts());
+        if (r != io_outcome::timed_out) return r;
+        if (w == 0) break;
+        std::size_t from_first = std::min(w, first.size());
+        first = first.subspan(from_first);
+        second = second.subspan(w - from_first);
+    }
+    torn_ = true;
+    if (write_kind_ == fd_kind::socket) ::shutdown(write_fd_, SHUT_WR);
+    return io_outcome::timed_out;
 }
 
 // One atomic write per chunk record (header and piece in one writev of at
@@ -497,15 +520,10 @@ io_status stream_channel::send_chunked(std::string_view payload, const deadline&
         writer_id_ = random_writer_id();
     }
     if (options_.lock_large_writes) {
-        if (lock_exclusive(write_fd_, until, name_) == io_outcome::timed_out)
+        if (lock_until(write_fd_, LOCK_EX, until, name_) == io_outcome::timed_out)
             return io_status::timed_out;
     }
-    struct unlock_at_exit {
-        int fd;
-        ~unlock_at_exit() {
-            if (fd >= 0) ::flock(fd, LOCK_UN);
-        }
-    } unlock{options_.lock_large_writes ? write_fd_ : -1};
+    flock_release unlock{options_.lock_large_writes ? write_fd_ : -1};
 
     chunk_header h;
     h.total = static_cast<std::uint32_t>(payload.size());
@@ -522,10 +540,10 @@ io_status stream_channel::send_chunked(std::string_view payload, const deadline&
         if (r == io_outcome::timed_out && written > 0) {
             // Not on a pipe (records are atomic there); on anything else,
             // finish the record so the stream stays in sync.
-            std::string rest(reinterpret_cast<const char*>(hdr), sizeof hdr);
-            rest.append(payload.substr(offset, h.length));
-            r = write_all(write_fd_, bytes(rest.data() + written, rest.size() - written),
-                          deadline::never(), name_, nullptr, write_kind_, owned_timeouts());
+            auto head = bytes(hdr, sizeof hdr);
+            auto piece = bytes(payload.data() + offset, h.length);
+            const std::size_t from_head = std::min(written, head.size());
+            r = finish_frame(head.subspan(from_head), piece.subspan(written - from_head));
         }
         if (r != io_outcome::ok) return to_status(r);
     }

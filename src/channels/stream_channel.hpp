@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -191,6 +192,7 @@ class stream_channel final : public channel {
     io_status fill(const deadline& until);
     std::optional<io_status> receive_into(message& out, const deadline& until);
     io_status send_chunked(std::string_view payload, const deadline& until);
+    io_outcome finish_frame(std::span<const std::byte> first, std::span<const std::byte> second);
     void requeue_in_front(const char* a, std::size_t na, const char* b, std::size_t nb,
                           std::size_t spill);
 
@@ -212,6 +214,7 @@ class stream_channel final : public channel {
     std::size_t in_begin_ = 0, in_end_ = 0;
     bool eof_ = false;
     std::string sendbuf_;
+    bool torn_ = false;  // finish_frame gave up on a stalled peer
     // Chunk writer id, drawn for this process: writer_pid_ and the fork
     // generation at the time (a fork changes one or both).
     std::uint64_t writer_id_ = 0;

@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -1088,4 +1089,38 @@ TEST(StreamChannel, OnCloseRunsOnceAndExceptionsAreSwallowed) {
         });
     }
     EXPECT_EQ(runs, 1);
+}
+
+TEST(StreamChannelSocketDeadlines, PeerThatStopsReadingMidFrameTearsItInsteadOfHanging) {
+    socket_pair sp;
+    stream_channel wr("w", std::move(sp.a), opts());
+    stream_channel rd("r", std::move(sp.b), opts());
+    // 4 MiB cannot fit in the socket and nobody reads: part of the frame goes
+    // out, then the peer takes nothing more. The send must come back (after
+    // its deadline and the stall limit), not finish without deadline forever.
+    const std::string big = patterned_for_socket_test(4 << 20);
+    auto start = std::chrono::steady_clock::now();
+    EXPECT_EQ(wr.send(big, deadline::after(200ms)), io_status::timed_out);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 30s);
+    // The stream is out of sync now: nothing more goes out on it.
+    EXPECT_EQ(wr.send("after", deadline::after(1s)), io_status::closed);
+    // The reader gets no torn message: it reads closed.
+    message m;
+    EXPECT_EQ(rd.receive(m, deadline::after(10s)), io_status::closed);
+}
+
+TEST(StreamChannel, LineSendWaitsForAHeldLockOnlyUntilItsDeadline) {
+    auto p = make_pipe();
+    auto o = opts(framing::line);
+    o.lock_large_writes = true;  // as FIFOs are opened
+    int raw_write = p.write_end.get();
+    stream_channel wr("fifo-w", unique_fd{}, std::move(p.write_end), o);
+    // Another writer holds the lock (stopped, or stuck on a full FIFO).
+    unique_fd other(::open(("/proc/self/fd/" + std::to_string(raw_write)).c_str(),
+                           O_WRONLY | O_CLOEXEC | O_NONBLOCK));
+    ASSERT_TRUE(other);
+    ASSERT_EQ(::flock(other.get(), LOCK_EX), 0);
+    EXPECT_EQ(wr.send("x", deadline::after(50ms)), io_status::timed_out);
+    ::flock(other.get(), LOCK_UN);
+    EXPECT_EQ(wr.send("x", deadline::after(5s)), io_status::ok);
 }

@@ -442,3 +442,67 @@ TEST(SocketChannel, BadInput) {
         errno_of([] { open_channel("unix:@" + test::unique_name("none"), channel_role::sender); }),
         ECONNREFUSED);
 }
+
+TEST(UnixSocket, SeqpacketPeerShutdownWriteIsClosedNotEmptyMessages) {
+    auto [a, b] = make_socket_pair(socket_type::seqpacket);
+    ASSERT_EQ(a.send(""), io_status::ok);  // an empty record before data: kept
+    ASSERT_EQ(a.send("last"), io_status::ok);
+    a.shutdown_write();  // what socat does at end of input
+    std::string got;
+    ASSERT_EQ(b.receive(got, 1024, deadline::after(5s)), io_status::ok);
+    EXPECT_EQ(got, "");
+    ASSERT_EQ(b.receive(got, 1024, deadline::after(5s)), io_status::ok);
+    EXPECT_EQ(got, "last");
+    EXPECT_EQ(b.receive(got, 1024, deadline::after(5s)), io_status::closed);
+    EXPECT_EQ(b.receive(got, 1024, deadline::after(5s)), io_status::closed);
+}
+
+TEST(UnixListener, SocketFileModeDoesNotDependOnTheUmask) {
+    auto path = sock_path();
+    test::scoped_unlink rm(path);
+    mode_t old = ::umask(0);  // would give 0777 if the mode came from the umask
+    unix_listen_options lo;
+    lo.mode = 0600;
+    std::optional<unix_listener> l;
+    try {
+        l.emplace(path, socket_type::stream, lo);
+    } catch (...) {
+        ::umask(old);
+        throw;
+    }
+    EXPECT_EQ(::umask(old), 0u) << "the listener left the process umask changed";
+    struct stat st {};
+    ASSERT_EQ(::lstat(path.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0600u);
+}
+
+// A client that breaks the framing is disconnected; the listener goes on
+// serving the others, in sequence and with ?all=1.
+TEST(SocketChannel, ClientWithAnOversizedFrameIsDroppedAndTheListenerGoesOn) {
+    for (std::string all : {"", "&all=1"}) {
+        SCOPED_TRACE(all);
+        auto name = test::unique_name("ipckit-bad");
+        std::vector<std::string> dropped;
+        open_options o;
+        o.on_client_dropped = [&](const std::string& why) { dropped.push_back(why); };
+        auto rx =
+            open_channel("unix:@" + name + "?max_message=64" + all, channel_role::receiver, o);
+        sock bad = connect_unix("@" + name, socket_type::stream, deadline::after(5s));
+        ASSERT_EQ(bad.send(std::string("\xff\xff\xff\xff", 4)), io_status::ok);
+        auto good = open_channel("unix:@" + name, channel_role::sender);
+        ASSERT_EQ(good->send("ok"), io_status::ok);
+        message m;
+        ASSERT_EQ(rx->receive(m, deadline::after(5s)), io_status::ok);
+        EXPECT_EQ(m.payload, "ok");
+        ASSERT_EQ(dropped.size(), 1u);
+        EXPECT_NE(dropped[0].find("max_message"), std::string::npos) << dropped[0];
+        // The bad client was disconnected: it reads end of stream.
+        std::string rest;
+        EXPECT_EQ(bad.receive(rest, 16, deadline::after(5s)), io_status::closed);
+    }
+}
+
+TEST(SocketChannel, TcpBracketsHoldOnlyAnIpv6Address) {
+    EXPECT_THROW(open_channel("tcp://[localhost]:80", channel_role::sender), url_error);
+    EXPECT_THROW(open_channel("tcp://[a b]:80", channel_role::sender), url_error);
+}

@@ -33,6 +33,9 @@ void register_bridge(CLI::App& app, verb& v) {
             o->timeout.empty() ? deadline::never() : deadline::after(*parse_duration(o->timeout));
         open_options opts;
         opts.open_deadline = until;
+        opts.on_client_dropped = [](const std::string& why) {
+            print_error(why + " (client disconnected; still listening)");
+        };
         auto in = open_channel(o->from, channel_role::receiver, opts);
         auto out = open_channel(o->to, channel_role::sender, opts);
         message m;

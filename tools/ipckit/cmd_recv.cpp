@@ -94,6 +94,9 @@ void register_recv(CLI::App& app, verb& v) {
             o->timeout.empty() ? deadline::never() : deadline::after(*parse_duration(o->timeout));
         open_options opts;
         opts.open_deadline = until;
+        opts.on_client_dropped = [](const std::string& why) {
+            print_error(why + " (client disconnected; still listening)");
+        };
         if (o->listen) opts.endpoint = endpoint_mode::listen;
         if (o->connect) opts.endpoint = endpoint_mode::connect;
         std::string url = o->url;

@@ -27,8 +27,9 @@ const std::vector<std::string> kLines{"hello", "from the", "other process"};
 // A child sends kLines to url; rx (already listening / bound) receives them.
 std::string child_sends(channel& rx, const std::string& url) {
     auto child = fork_child([&] {
-        auto tx = open_channel(url, channel_role::sender,
-                               {endpoint_mode::automatic, deadline::after(5s)});
+        open_options o;
+        o.open_deadline = deadline::after(5s);
+        auto tx = open_channel(url, channel_role::sender, o);
         for (const auto& l : kLines)
             if (tx->send(l, deadline::after(5s)) != io_status::ok) return 1;
         return 0;
