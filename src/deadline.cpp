@@ -6,8 +6,11 @@ namespace ipckit {
 
 nanoseconds deadline::remaining() const noexcept {
     if (never_) return nanoseconds::max();
-    auto left = when_ - clock::now();
-    return left.count() > 0 ? std::chrono::duration_cast<nanoseconds>(left) : nanoseconds{0};
+    // Compared before subtracting: when_ - now could overflow for a deadline
+    // made with at() far in the past.
+    const auto now = clock::now();
+    if (when_ <= now) return nanoseconds{0};
+    return std::chrono::duration_cast<nanoseconds>(when_ - now);
 }
 
 int deadline::poll_timeout_ms() const noexcept {

@@ -16,8 +16,33 @@ class deadline {
   public:
     /// Never expires.
     static constexpr deadline never() noexcept { return deadline{}; }
-    /// Expires `timeout` from now; a zero or negative timeout means "poll once".
-    static deadline after(nanoseconds timeout) noexcept { return deadline{clock::now() + timeout}; }
+    /// Expires `timeout` from now; a zero or negative timeout means "poll once"
+    /// (the deadline is now). A timeout too large for the clock (nanoseconds::max(), hours::max())
+    /// saturates to never() instead of wrapping into the past.
+    static deadline after(nanoseconds timeout) noexcept {
+        const clock::time_point now = clock::now();
+        if (timeout <= nanoseconds::zero()) return deadline{now};
+        // now >= 0 on a steady clock, so max() - now cannot overflow.
+        if (now.time_since_epoch().count() >= 0 && timeout > clock::time_point::max() - now)
+            return never();
+        return deadline{now + timeout};
+    }
+    /// The same for any other duration (seconds, hours, duration<double>):
+    /// saturated before it is converted to nanoseconds, where hours::max()
+    /// would overflow.
+    template <class Rep, class Period>
+    static deadline after(std::chrono::duration<Rep, Period> timeout) noexcept {
+        using wide = std::chrono::duration<long double, std::nano>;
+        const clock::time_point now = clock::now();
+        const long double t = std::chrono::duration_cast<wide>(timeout).count();
+        if (!(t > 0)) return deadline{now};  // zero, negative (or NaN): poll once
+        // Compared in long double, which cannot overflow; one second of margin
+        // keeps its rounding away from the edge of the clock's range.
+        const long double room = static_cast<long double>(nanoseconds::max().count()) -
+                                 static_cast<long double>(now.time_since_epoch().count());
+        if (t >= room - 1e9L) return never();
+        return deadline{now + std::chrono::duration_cast<nanoseconds>(timeout)};
+    }
     static constexpr deadline at(clock::time_point when) noexcept { return deadline{when}; }
     /// Already expired: try once, never block. Needs no clock read, so a
     /// polling loop of try-calls costs no clock_gettime per turn.

@@ -216,6 +216,39 @@ TEST(Deadline, PollTimeoutRoundsUp) {
               std::numeric_limits<int>::max());
 }
 
+TEST(Deadline, HugeTimeoutsSaturateToNever) {
+    // clock::now() + nanoseconds::max() used to wrap into the past: a call
+    // given "wait as long as it takes" timed out at once.
+    for (auto d :
+         {deadline::after(nanoseconds::max()), deadline::after(nanoseconds::max() - 1ns),
+          deadline::after(std::chrono::microseconds::max()), deadline::after(milliseconds::max()),
+          deadline::after(std::chrono::seconds::max()), deadline::after(std::chrono::hours::max()),
+          deadline::after(std::chrono::duration<double>(1e300))}) {
+        EXPECT_FALSE(d.expired());
+        EXPECT_TRUE(d.is_never());
+        EXPECT_EQ(d.remaining(), nanoseconds::max());
+        EXPECT_EQ(d.poll_timeout_ms(), -1);
+    }
+    // Huge negative ones are "poll once", without overflowing either.
+    for (auto d : {deadline::after(nanoseconds::min()), deadline::after(std::chrono::hours::min()),
+                   deadline::after(std::chrono::duration<double>(-1e300))}) {
+        EXPECT_TRUE(d.expired());
+        EXPECT_EQ(d.remaining(), nanoseconds{0});
+        EXPECT_EQ(d.poll_timeout_ms(), 0);
+    }
+    // Long but representable timeouts stay finite.
+    auto century = deadline::after(std::chrono::hours(24 * 365 * 100));
+    EXPECT_FALSE(century.is_never());
+    EXPECT_FALSE(century.expired());
+    EXPECT_GT(century.remaining(), nanoseconds(std::chrono::hours(24 * 365 * 99)));
+    auto d = deadline::after(std::chrono::duration<double>(0.5));
+    EXPECT_FALSE(d.is_never());
+    EXPECT_LE(d.remaining(), nanoseconds(500ms));
+    // A deadline far in the past reports nothing left (no overflow).
+    EXPECT_EQ(deadline::at(clock::time_point::min()).remaining(), nanoseconds{0});
+    EXPECT_TRUE(deadline::at(clock::time_point::min()).expired());
+}
+
 TEST(Deadline, RealtimeTimespecIsInTheFuture) {
     auto d = deadline::after(30s);
     timespec now{};
