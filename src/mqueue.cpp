@@ -9,6 +9,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "detail/syscall.hpp"
@@ -31,6 +34,43 @@ bool can_open_another_fd() noexcept {
     return true;
 }
 
+// The kernel's caps on a queue's geometry (ipc/mqueue.c, Linux >= 3.5). A
+// caller with CAP_SYS_RESOURCE is exempt from msg_max and msgsize_max, but
+// not from these.
+constexpr long kHardMsgMax = 65536;                  // HARD_MSGMAX
+constexpr long kHardMsgsizeMax = 16L * 1024 * 1024;  // HARD_MSGSIZEMAX
+constexpr int kCapSysResource = 24;                  // CAP_SYS_RESOURCE, linux/capability.h
+
+// CAP_SYS_RESOURCE in the effective set (CapEff of /proc/self/status). Only a
+// hint for the message: in a user namespace the kernel checks the capability
+// against the initial namespace, so the caller is treated as privileged only
+// where the hard limit alone explains the failure.
+bool has_cap_sys_resource() noexcept {
+    std::FILE* f = std::fopen("/proc/self/status", "re");
+    if (!f) return false;
+    char line[256];
+    bool cap = false;
+    while (std::fgets(line, sizeof line, f)) {
+        if (std::strncmp(line, "CapEff:", 7) == 0) {
+            unsigned long long eff = std::strtoull(line + 7, nullptr, 16);
+            cap = (eff >> kCapSysResource) & 1U;
+            break;
+        }
+    }
+    std::fclose(f);
+    return cap;
+}
+
+// "max_messages 70000 exceeds the kernel's hard limit HARD_MSGMAX = 65536 (the
+// limit with CAP_SYS_RESOURCE; without it /proc/sys/fs/mqueue/msg_max = 10)".
+std::string hard_limit_text(const char* what, long value, const char* hard_name, long hard,
+                            const char* sysctl, long sysctl_value) {
+    return std::string(what) + " " + std::to_string(value) + " exceeds the kernel's hard limit " +
+           hard_name + " = " + std::to_string(hard) +
+           " (the limit with CAP_SYS_RESOURCE; without it " + limit_text(sysctl, sysctl_value) +
+           ")";
+}
+
 // Turns an mq_open failure caused by a limit into an error naming the limit.
 [[noreturn]] void throw_open_error(int err, const std::string& name, bool creating, long maxmsg,
                                    long msgsize) {
@@ -41,6 +81,18 @@ bool can_open_another_fd() noexcept {
     switch (err) {
         case EINVAL:
             if (!creating) break;
+            // Privileged: the sysctls do not apply, the hard limits do. If
+            // neither hard limit explains the failure, the kernel did not see
+            // the capability (a user namespace): the sysctls below apply.
+            if (has_cap_sys_resource()) {
+                if (eff_maxmsg > kHardMsgMax)
+                    detail = hard_limit_text("max_messages", eff_maxmsg, "HARD_MSGMAX", kHardMsgMax,
+                                             "msg_max", lim.msg_max);
+                else if (eff_msgsize > kHardMsgsizeMax)
+                    detail = hard_limit_text("message_size", eff_msgsize, "HARD_MSGSIZEMAX",
+                                             kHardMsgsizeMax, "msgsize_max", lim.msgsize_max);
+                if (!detail.empty()) break;
+            }
             if (lim.msg_max >= 0 && eff_maxmsg > lim.msg_max)
                 detail = "max_messages " + std::to_string(eff_maxmsg) + " exceeds " +
                          limit_text("msg_max", lim.msg_max);

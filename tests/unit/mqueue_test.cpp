@@ -3,13 +3,21 @@
 #include "ipckit/mqueue.hpp"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <optional>
 #include <string>
+#include <thread>
 
 #include "ipckit/error.hpp"
 #include "support/test_support.hpp"
@@ -231,6 +239,31 @@ TEST(Mqueue, NonblockingModeStillHonoursDeadlines) {
     EXPECT_FALSE(q.attributes().nonblocking);
 }
 
+TEST(Mqueue, HugeTimeoutWaitsInsteadOfTimingOutAtOnce) {
+    // receive_for(out, nanoseconds::max()) once overflowed clock::now() + timeout
+    // into the past: on a non-blocking descriptor (EAGAIN, then "expired?")
+    // it returned nullopt without waiting.
+    std::string name = qname();
+    mq_remover rm(name);
+    auto o = small(2, 16);
+    o.nonblocking = true;
+    auto q = message_queue::open(name, o);
+    test::forked_child child([&] {
+        auto w = message_queue::open(name, mq_options{.mode = open_mode::open_only, .read = false});
+        std::this_thread::sleep_for(50ms);
+        w.send("late", 1);
+        return 0;
+    });
+    std::string out;
+    auto prio = q.receive_for(out, nanoseconds::max());
+    ASSERT_TRUE(prio);
+    EXPECT_EQ(out, "late");
+    auto st = child.wait();
+    ASSERT_TRUE(st);
+    EXPECT_TRUE(st->success()) << st->describe();
+    EXPECT_TRUE(q.send_for("x", 0, nanoseconds::max()));
+}
+
 TEST(Mqueue, DescriptorIsPollable) {
     std::string name = qname();
     mq_remover rm(name);
@@ -275,35 +308,138 @@ TEST(MqueueLimits, ReadFromProc) {
     EXPECT_GT(lim.queues_max, 0);
 }
 
+namespace {
+
+constexpr int kPrivileged = 20;  // the child could exceed the limit: it is privileged
+
+// Runs body in a forked child without privileges: under root (as in CI) the
+// child first drops to uid/gid 65534, so msg_max and msgsize_max apply to it
+// (CAP_SYS_RESOURCE lifts them). The POSIX queue name space (/dev/mqueue) is
+// world-writable with the sticky bit, so nobody may create queues in it.
+std::optional<exit_status> run_unprivileged(const std::function<int()>& body) {
+    test::forked_child child([&] {
+        if (::geteuid() == 0) {
+            if (::setgroups(0, nullptr) != 0) return 90;
+            if (::setresgid(65534, 65534, 65534) != 0) return 91;
+            if (::setresuid(65534, 65534, 65534) != 0) return 92;
+            if (::geteuid() != 65534) return 93;
+        }
+        return body();
+    });
+    return child.wait();
+}
+
+// Expects body to throw EINVAL whose what() contains `expected`.
+int expect_einval_naming(const std::function<void()>& body, const std::string& expected) {
+    try {
+        body();
+        return kPrivileged;
+    } catch (const ipckit::error& e) {
+        if (e.code().value() != EINVAL) return 11;
+        if (std::string(e.what()).find(expected) == std::string::npos) {
+            std::fprintf(stderr, "%s\n  does not contain: %s\n", e.what(), expected.c_str());
+            return 12;
+        }
+        return 0;
+    }
+}
+
+void expect_child_ok(const std::optional<exit_status>& st) {
+    ASSERT_TRUE(st);
+    if (st->exited && st->code == kPrivileged)
+        GTEST_SKIP() << "privileged (CAP_SYS_RESOURCE) although not root: the limit does not apply";
+    EXPECT_TRUE(st->success()) << st->describe();
+}
+
+}  // namespace
+
 TEST(MqueueLimits, TooManyMessagesNamesMsgMax) {
     auto lim = mq_limits::read();
     std::string name = qname();
-    mq_remover rm(name);
-    try {
-        message_queue::open(name, small(lim.msg_max + 1, 16));
-        GTEST_SKIP() << "privileged (CAP_SYS_RESOURCE): msg_max does not apply";
-    } catch (const ipckit::error& e) {
-        EXPECT_EQ(e.code().value(), EINVAL);
-        std::string expected =
+    mq_remover rm(name);  // in the parent: root removes whatever the child made
+    expect_child_ok(run_unprivileged([&] {
+        return expect_einval_naming(
+            [&] { message_queue::open(name, small(lim.msg_max + 1, 16)); },
             "max_messages " + std::to_string(lim.msg_max + 1) +
-            " exceeds /proc/sys/fs/mqueue/msg_max = " + std::to_string(lim.msg_max);
-        EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
-    }
+                " exceeds /proc/sys/fs/mqueue/msg_max = " + std::to_string(lim.msg_max));
+    }));
 }
 
 TEST(MqueueLimits, TooLargeMessagesNameMsgsizeMax) {
     auto lim = mq_limits::read();
     std::string name = qname();
     mq_remover rm(name);
-    try {
-        message_queue::open(name, small(1, lim.msgsize_max + 1));
-        GTEST_SKIP() << "privileged (CAP_SYS_RESOURCE): msgsize_max does not apply";
-    } catch (const ipckit::error& e) {
-        EXPECT_EQ(e.code().value(), EINVAL);
-        EXPECT_NE(std::string(e.what()).find("msgsize_max = " + std::to_string(lim.msgsize_max)),
-                  std::string::npos)
-            << e.what();
-    }
+    expect_child_ok(run_unprivileged([&] {
+        return expect_einval_naming(
+            [&] { message_queue::open(name, small(1, lim.msgsize_max + 1)); },
+            "message_size " + std::to_string(lim.msgsize_max + 1) +
+                " exceeds /proc/sys/fs/mqueue/msgsize_max = " + std::to_string(lim.msgsize_max));
+    }));
+}
+
+namespace {
+
+bool cap_sys_resource_in_effective_set() {
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    while (std::getline(status, line))
+        if (line.rfind("CapEff:", 0) == 0)
+            return (std::stoull(line.substr(7), nullptr, 16) >> 24) & 1;
+    return false;
+}
+
+bool write_file(const char* path, const std::string& text) {
+    std::ofstream f(path);
+    f << text;
+    f.flush();
+    return static_cast<bool>(f);
+}
+
+}  // namespace
+
+// With CAP_SYS_RESOURCE the sysctls do not apply; what binds is the kernel's
+// hard limit, and the error once blamed msg_max = 10 all the same. Run in a
+// child; where the runner lacks the capability (a container that drops it
+// from root), the child takes it in a user namespace of its own (root mapped
+// to root): the kernel then still applies the sysctls, but the message must
+// still name both limits.
+TEST(MqueueLimits, PrivilegedCallerIsToldTheHardLimit) {
+    auto lim = mq_limits::read();
+    std::string name = qname();
+    mq_remover rm(name);
+    test::forked_child child([&] {
+        if (!cap_sys_resource_in_effective_set()) {
+            const std::string uid = std::to_string(::geteuid()), gid = std::to_string(::getegid());
+            if (::unshare(CLONE_NEWUSER) != 0) return kPrivileged;
+            if (!write_file("/proc/self/setgroups", "deny") ||
+                !write_file("/proc/self/uid_map", "0 " + uid + " 1") ||
+                !write_file("/proc/self/gid_map", "0 " + gid + " 1"))
+                return 30;
+            if (!cap_sys_resource_in_effective_set()) return 31;
+        }
+        const std::string with_sysctl_msg_max =
+            " (the limit with CAP_SYS_RESOURCE; without it /proc/sys/fs/mqueue/msg_max = " +
+            std::to_string(lim.msg_max) + ")";
+        if (int r = expect_einval_naming(
+                [&] { message_queue::open(name, small(65537, 16)); },
+                "max_messages 65537 exceeds the kernel's hard limit HARD_MSGMAX = 65536" +
+                    with_sysctl_msg_max))
+            return 40 + r;
+        const long big = 16L * 1024 * 1024 + 1;
+        if (int r = expect_einval_naming(
+                [&] { message_queue::open(name, small(1, big)); },
+                "message_size " + std::to_string(big) +
+                    " exceeds the kernel's hard limit HARD_MSGSIZEMAX = 16777216 (the limit with "
+                    "CAP_SYS_RESOURCE; without it /proc/sys/fs/mqueue/msgsize_max = " +
+                    std::to_string(lim.msgsize_max) + ")"))
+            return 60 + r;
+        return 0;
+    });
+    auto st = child.wait();
+    ASSERT_TRUE(st);
+    if (st->exited && st->code == kPrivileged)
+        GTEST_SKIP() << "no CAP_SYS_RESOURCE and no user namespace to take it in";
+    EXPECT_TRUE(st->success()) << st->describe();
 }
 
 TEST(MqueueLimits, RlimitMsgqueueNamedInEmfile) {
