@@ -392,6 +392,13 @@ std::string received_signal::code_name() const {
     return "code " + std::to_string(code);
 }
 
+namespace {
+// Per thread (masks are per thread): how many live listeners of this thread
+// hold each signal blocked. A signal the thread had blocked before any
+// listener is not counted and is never unblocked by a listener.
+thread_local int t_listener_blocks[kMaxSignal + 1] = {};
+}  // namespace
+
 signal_listener::signal_listener(const signal_set& signals) : signals_(signals) {
     if (signals.empty())
         throw std::invalid_argument("signalfd: empty signal set (name at least one signal)");
@@ -401,25 +408,39 @@ signal_listener::signal_listener(const signal_set& signals) : signals_(signals) 
     sigset_t old;
     set_mask(SIG_BLOCK, &signals.native(), &old, signals.to_string());
     const signal_set before = signal_set::from_native(old);
-    for (int s : signals.members())
-        if (!before.contains(s)) added_.add(s);
+    // Ours to count: signals that were not blocked, and signals blocked only
+    // because another listener of this thread blocked them (a second listener
+    // of SIGUSR1 keeps it blocked when the first one goes).
+    signal_set newly;
+    for (int s : signals.members()) {
+        if (!before.contains(s)) newly.add(s);
+        if (!before.contains(s) || t_listener_blocks[s] > 0) added_.add(s);
+    }
     int fd = ::signalfd(-1, &signals.native(), SFD_CLOEXEC | SFD_NONBLOCK);
     if (fd < 0) {
         int e = errno;
-        ::pthread_sigmask(SIG_UNBLOCK, &added_.native(), nullptr);
+        ::pthread_sigmask(SIG_UNBLOCK, &newly.native(), nullptr);
         throw_error(e, "signalfd", signals.to_string());
     }
     fd_.reset(fd);
+    for (int s : added_.members())
+        ++t_listener_blocks[s];
 }
 
 signal_listener::~signal_listener() {
-    if (added_.empty()) return;
+    // Unblock only what no other listener of this thread still needs. A count
+    // already at zero means the listener is destroyed on another thread than
+    // the one that made it: that thread's mask is not ours to change.
+    signal_set release;
+    for (int s : added_.members())
+        if (t_listener_blocks[s] > 0 && --t_listener_blocks[s] == 0) release.add(s);
+    if (release.empty()) return;
     // Discard what is still pending so that unblocking does not run the
     // default action (often: terminate) for a signal meant for this listener.
     const timespec zero{0, 0};
-    while (::sigtimedwait(&added_.native(), nullptr, &zero) > 0) {
+    while (::sigtimedwait(&release.native(), nullptr, &zero) > 0) {
     }
-    ::pthread_sigmask(SIG_UNBLOCK, &added_.native(), nullptr);
+    ::pthread_sigmask(SIG_UNBLOCK, &release.native(), nullptr);
 }
 
 std::optional<received_signal> signal_listener::try_receive() {

@@ -140,10 +140,13 @@ struct received_signal {
 /// Receives signals as data through signalfd(SFD_CLOEXEC | SFD_NONBLOCK).
 /// The constructor blocks the set in the calling thread (so the default action
 /// never runs for them); the destructor discards instances still pending and
-/// unblocks only what it blocked itself. For process-directed signals in a
-/// multithreaded program, create it before starting threads (they inherit the
-/// mask), otherwise another thread may take the signal. Refuses an empty set
-/// and SIGKILL/SIGSTOP (std::invalid_argument).
+/// unblocks only what listeners blocked, once the last listener of that
+/// signal in the thread is gone (listeners may be destroyed in any order); a
+/// signal the thread had blocked before stays blocked. Destroy a listener on
+/// the thread that created it: the mask it changed is that thread's. For
+/// process-directed signals in a multithreaded program, create it before
+/// starting threads (they inherit the mask), otherwise another thread may take
+/// the signal. Refuses an empty set and SIGKILL/SIGSTOP (std::invalid_argument).
 class signal_listener {
   public:
     explicit signal_listener(const signal_set& signals);
@@ -162,7 +165,7 @@ class signal_listener {
 
   private:
     signal_set signals_;
-    signal_set added_;  // signals this listener blocked (were not blocked before)
+    signal_set added_;  // signals it counts as blocked by listeners (not by the user)
     unique_fd fd_;
 };
 

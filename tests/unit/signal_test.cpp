@@ -10,8 +10,10 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <memory>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 #include "ipckit/error.hpp"
 #include "ipckit/pipe.hpp"
@@ -232,6 +234,54 @@ TEST(SignalListener, KeepsSignalsBlockedByAnOuterMask) {
     EXPECT_FALSE(blocked_signals().contains(SIGUSR2));
 }
 
+namespace {
+// Runs body in a forked child: a listener bug that unblocks a signal too early
+// kills the child (SIGUSR1's default action), not the test runner.
+void expect_child_succeeds(const std::function<int()>& body) {
+    child_process child = fork_child(body);
+    auto st = child.wait_until(deadline::after(20s));
+    ASSERT_TRUE(st) << "child still running";
+    EXPECT_TRUE(st->success()) << st->describe();
+}
+}  // namespace
+
+TEST(SignalListener, SecondListenerStaysProtectedWhenTheFirstGoesFirst) {
+    expect_child_succeeds([] {
+        auto l1 = std::make_unique<signal_listener>(signal_set{SIGUSR1});
+        signal_listener l2(signal_set{SIGUSR1, SIGUSR2});
+        l1.reset();  // once unblocked SIGUSR1 although l2 still listens
+        if (!blocked_signals().contains(SIGUSR1)) return 1;
+        raise_signal(SIGUSR1);
+        auto r = l2.wait(deadline::after(5s));
+        if (!r || r->signo != SIGUSR1) return 2;
+        return 0;
+    });
+}
+
+TEST(SignalListener, MaskIsRestoredWhateverTheDestructionOrder) {
+    expect_child_succeeds([] {
+        for (bool first_goes_first : {true, false}) {
+            auto l1 = std::make_unique<signal_listener>(signal_set{SIGUSR1});
+            auto l2 = std::make_unique<signal_listener>(signal_set{SIGUSR1, SIGUSR2});
+            (first_goes_first ? l1 : l2).reset();
+            if (!blocked_signals().contains(SIGUSR1)) return 10;
+            (first_goes_first ? l2 : l1).reset();
+            // The last one gone: nothing a listener blocked stays blocked.
+            if (blocked_signals().contains(SIGUSR1) || blocked_signals().contains(SIGUSR2))
+                return 11;
+        }
+        // A signal the thread blocked itself stays blocked, whatever the order.
+        scoped_signal_mask outer(signal_set{SIGUSR2});
+        auto l1 = std::make_unique<signal_listener>(signal_set{SIGUSR1, SIGUSR2});
+        auto l2 = std::make_unique<signal_listener>(signal_set{SIGUSR2});
+        l1.reset();
+        if (blocked_signals().contains(SIGUSR1) || !blocked_signals().contains(SIGUSR2)) return 12;
+        l2.reset();
+        if (!blocked_signals().contains(SIGUSR2)) return 13;
+        return 0;
+    });
+}
+
 TEST(SignalQueue, RealtimeSignalsQueueInOrderWithPayloads) {
     const int sig = SIGRTMIN + 4;
     signal_listener listener(signal_set{sig});
@@ -315,8 +365,25 @@ TEST(SignalTimer, PeriodicUntilDisarmed) {
     timer.disarm();
     while (listener.try_receive()) {
     }
-    EXPECT_GE(timer.overruns(), 0);
     EXPECT_THROW(signal_timer(0), std::invalid_argument);
+}
+
+TEST(SignalTimer, OverrunsCountExpirationsMergedWhilePending) {
+    const int sig = SIGRTMIN + 2;
+    signal_listener listener(signal_set{sig});  // blocked: the first signal stays pending
+    signal_timer timer(sig, 7);
+    timer.arm(1ms, 1ms);
+    // About 50 expirations; only the first is queued, the others are overruns,
+    // counted when that signal is taken.
+    std::this_thread::sleep_for(60ms);
+    auto r = listener.try_receive();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->code_name(), "SI_TIMER");
+    EXPECT_EQ(r->value, 7);
+    EXPECT_GE(timer.overruns(), 5);
+    timer.disarm();
+    while (listener.try_receive()) {
+    }
 }
 
 namespace {
