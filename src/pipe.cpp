@@ -105,6 +105,9 @@ exit_status child_process::wait() {
 
 std::optional<exit_status> child_process::wait_until(const deadline& until) {
     if (pid_ <= 0) throw_error(ECHILD, "waitpid", "child");
+    // No deadline (run() and run_pipeline() without one): one blocking waitpid
+    // instead of waking every millisecond.
+    if (until.is_never()) return wait();
     // A pidfd would avoid polling, but needs Linux 5.3 and a raw syscall;
     // a short sleep loop is enough for process lifetimes.
     for (;;) {

@@ -3,8 +3,12 @@
 // Safety rules: created with mode 0600 by default; create_only fails if
 // anything exists at the path (FIFO, file, dangling symlink); open_or_create
 // accepts an existing object only if it is a FIFO owned by the caller's
-// effective uid and not a symlink (checked with lstat, then re-checked with
-// fstat on the opened fd so the object cannot be swapped in between).
+// effective uid and not a symlink (checked with lstat, then re-checked -
+// type and owner - with fstat on the opened fd, so a FIFO swapped in between
+// is refused too). A FIFO this call created is reached through an O_PATH
+// descriptor, never by its path again: the exact mode is set through it
+// (whatever the umask, even one that removes the owner's own read bit), and
+// open_fifo_reader opens the read end through it (/proc/self/fd).
 //
 // Several writers, one reader: a write of at most PIPE_BUF (4096) bytes is
 // atomic. ipckit's fifo: channel sends a frame up to PIPE_BUF in one write
@@ -33,15 +37,18 @@ bool create_fifo(const std::string& path, open_mode how = open_mode::create_only
                  unsigned mode = 0600);
 
 /// Opens the read end without waiting for a writer (O_NONBLOCK, O_CLOEXEC,
-/// O_NOFOLLOW); verifies it is a FIFO. With how != open_only the FIFO is
-/// created first (see create_fifo).
+/// O_NOFOLLOW); verifies on the descriptor that it is a FIFO owned by the
+/// caller's euid (EPERM naming the owner otherwise). With how != open_only the
+/// FIFO is created first (see create_fifo).
 unique_fd open_fifo_reader(const std::string& path, open_mode how = open_mode::open_only,
                            unsigned mode = 0600);
 
 /// Opens the write end, waiting until a reader exists or the deadline passes
 /// (nullopt: nobody is reading). Opening a FIFO for writing has no pollable
 /// event, so the wait retries ENXIO with a short backoff (<= 10 ms).
-/// Throws if the path does not exist or is not a FIFO.
+/// Throws if the path does not exist or is not a FIFO (checked on the
+/// descriptor). The owner is not checked: writing to another user's FIFO
+/// (a service's request FIFO, mode 0622) is a normal use.
 std::optional<unique_fd> open_fifo_writer(const std::string& path,
                                           const deadline& until = deadline::never());
 

@@ -73,7 +73,8 @@ class child_process {
 
     /// Blocks until the child ends.
     exit_status wait();
-    /// Waits until the deadline; nullopt if still running.
+    /// Waits until the deadline; nullopt if still running. With
+    /// deadline::never() it is wait(): one blocking waitpid, no polling.
     std::optional<exit_status> wait_until(const deadline& until);
     /// Sends sig (no-op once reaped).
     void kill(int sig) noexcept;

@@ -1,12 +1,15 @@
 // Pipes and FIFOs across real processes: parent/child transfers, EOF when a
 // writer dies mid-frame, FIFO squatting, exact modes, creation modes, many
 // writers with frames larger than PIPE_BUF, child processes and fd hygiene.
+#include <dirent.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,10 +17,13 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdio>
 #include <functional>
 #include <map>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "ipckit/channel.hpp"
 #include "ipckit/error.hpp"
@@ -108,6 +114,43 @@ struct umask_guard {
     explicit umask_guard(mode_t m) : old(::umask(m)) {}
     ~umask_guard() { ::umask(old); }
 };
+
+constexpr uid_t kNobody = 65534;
+
+// Runs body(dir) in a forked child that is not root: under root (as in CI)
+// the child drops to uid/gid 65534 first, because root bypasses the
+// permission checks a test may be about. dir is a fresh directory the child
+// may write; it is removed afterwards. Returns the child's exit status (body's
+// return value; 90-93 if the setup failed).
+std::optional<exit_status> run_unprivileged(const std::function<int(const std::string&)>& body) {
+    char tmpl[] = "/tmp/ipckit-nobody-XXXXXX";
+    if (!::mkdtemp(tmpl)) return std::nullopt;
+    const std::string dir = tmpl;
+    const bool root = ::geteuid() == 0;
+    if (root && ::chown(dir.c_str(), kNobody, kNobody) != 0) return std::nullopt;
+    std::optional<exit_status> st;
+    {
+        test::forked_child child([&] {
+            if (root) {
+                if (::setgroups(0, nullptr) != 0) return 90;
+                if (::setresgid(kNobody, kNobody, kNobody) != 0) return 91;
+                if (::setresuid(kNobody, kNobody, kNobody) != 0) return 92;
+                if (::geteuid() != kNobody) return 93;
+            }
+            return body(dir);
+        });
+        st = child.wait();
+    }
+    if (DIR* d = ::opendir(dir.c_str())) {
+        while (dirent* e = ::readdir(d)) {
+            std::string n = e->d_name;
+            if (n != "." && n != "..") ::unlink((dir + "/" + n).c_str());
+        }
+        ::closedir(d);
+    }
+    ::rmdir(dir.c_str());
+    return st;
+}
 
 }  // namespace
 
@@ -502,6 +545,51 @@ TEST(FifoSquatting, SymlinkToARealFifoIsNotFollowed) {
     EXPECT_TRUE(S_ISFIFO(mode_of(real)));
 }
 
+// The lstat check names the owner, but only the fstat of the opened
+// descriptor protects: a FIFO of someone else's swapped in between the two
+// (rename over the path) was once accepted. A thread keeps exchanging our
+// FIFO and one owned by nobody; every reader opened must be ours.
+TEST(FifoSquatting, FifoSwappedForSomeoneElsesAfterTheCheckIsRefused) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root to give a FIFO away";
+    std::string path = test::unique_path("ipckit-swap");
+    std::string other = test::unique_path("ipckit-swap-other");
+    test::scoped_unlink rm(path), rm_other(other);
+    ASSERT_TRUE(create_fifo(path));
+    ASSERT_EQ(::mkfifo(other.c_str(), 0666), 0);
+    ASSERT_EQ(::chown(other.c_str(), kNobody, kNobody), 0);
+    std::atomic<bool> stop{false};
+    std::atomic<long> swaps{0};
+    std::thread swapper([&] {
+        while (!stop.load(std::memory_order_relaxed))
+            if (::renameat2(AT_FDCWD, path.c_str(), AT_FDCWD, other.c_str(), RENAME_EXCHANGE) == 0)
+                swaps.fetch_add(1, std::memory_order_relaxed);
+    });
+    long ours = 0, refused = 0, foreign = 0;
+    const auto until = clock::now() + 1500ms;
+    for (int i = 0; clock::now() < until; ++i) {
+        try {
+            unique_fd fd = open_fifo_reader(
+                path, i % 2 == 0 ? open_mode::open_only : open_mode::open_or_create);
+            struct stat st {};
+            ASSERT_EQ(::fstat(fd.get(), &st), 0);
+            if (st.st_uid == ::geteuid())
+                ++ours;
+            else
+                ++foreign;
+        } catch (const ipckit::error& e) {
+            ASSERT_EQ(e.code().value(), EPERM) << e.what();
+            EXPECT_NE(std::string(e.what()).find("uid 65534"), std::string::npos) << e.what();
+            ++refused;
+        }
+    }
+    stop = true;
+    swapper.join();
+    EXPECT_EQ(foreign, 0) << ours << " ours, " << refused << " refused, " << swaps << " swaps";
+    EXPECT_GT(swaps.load(), 0);
+    EXPECT_GT(ours, 0);
+    EXPECT_GT(refused, 0);
+}
+
 // ---- modes and creation -------------------------------------------------------------------------
 
 TEST(FifoCreate, ModeIsExactWhateverTheUmask) {
@@ -520,6 +608,47 @@ TEST(FifoCreate, ModeIsExactWhateverTheUmask) {
         auto ch = open_channel("fifo:" + path, channel_role::receiver);
         EXPECT_EQ(mode_of(path) & 07777, 0600u);
     }
+}
+
+// Root ignores permission bits, so the test above cannot see a FIFO created
+// without its owner's read bit. As an ordinary user, a umask of 0477 or 0777
+// once made create_fifo fail ("chmod ...: Permission denied"): it opened the
+// new FIFO for reading to fchmod it.
+TEST(FifoCreate, ModeIsExactWhateverTheUmaskForAnOrdinaryUser) {
+    auto st = run_unprivileged([](const std::string& dir) {
+        int n = 0;
+        for (mode_t mask : {mode_t{0}, mode_t{022}, mode_t{077}, mode_t{0477}, mode_t{0777}}) {
+            umask_guard g(mask);
+            for (unsigned mode : {0600u, 0640u, 0666u, 0200u}) {
+                std::string path = dir + "/m" + std::to_string(n++);
+                fifo_remover rm(path);
+                try {
+                    if (!create_fifo(path, open_mode::create_only, mode)) return 10;
+                } catch (const std::exception& e) {
+                    std::fprintf(stderr, "umask %o mode %o: %s\n", unsigned(mask), mode, e.what());
+                    return 11;
+                }
+                if (!S_ISFIFO(mode_of(path))) return 12;
+                if ((mode_of(path) & 07777) != mode) return 13;
+            }
+            std::string path = dir + "/r" + std::to_string(n++);
+            fifo_remover rm(path);
+            try {
+                auto rd = open_fifo_reader(path, open_mode::open_or_create);
+                if ((mode_of(path) & 07777) != 0600u) return 14;
+                auto wr = open_fifo_writer(path, deadline::immediate());
+                if (!wr) return 15;
+                auto ch = open_channel("fifo:" + dir + "/c" + std::to_string(n++),
+                                       channel_role::receiver);
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "umask %o reader: %s\n", unsigned(mask), e.what());
+                return 16;
+            }
+        }
+        return 0;
+    });
+    ASSERT_TRUE(st);
+    EXPECT_TRUE(st->success()) << st->describe();
 }
 
 TEST(FifoCreate, CreateOnlyOpenOrCreateOpenOnly) {
@@ -757,6 +886,36 @@ TEST(Spawn, ChildProcessWaitKillAndDestructorReap) {
     // The destructor killed and reaped it: the pid is no longer our child.
     EXPECT_EQ(::waitpid(orphan, nullptr, WNOHANG), -1);
     EXPECT_EQ(errno, ECHILD);
+}
+
+namespace {
+long voluntary_context_switches() {
+    rusage ru{};
+    ::getrusage(RUSAGE_THREAD, &ru);
+    return ru.ru_nvcsw;
+}
+}  // namespace
+
+// wait_until(never) once polled waitpid(WNOHANG) with a 1 ms sleep: about
+// 300 wake-ups for a child living 300 ms, in every run() and run_pipeline()
+// without a deadline. Blocking in waitpid wakes once.
+TEST(Spawn, WaitingWithoutADeadlineBlocksInsteadOfPolling) {
+    auto c = spawn({"sleep", "0.3"});
+    long before = voluntary_context_switches();
+    auto st = c.wait_until(deadline::never());
+    long wakeups = voluntary_context_switches() - before;
+    ASSERT_TRUE(st);
+    EXPECT_TRUE(st->success()) << st->describe();
+    EXPECT_EQ(c.pid(), -1);
+    EXPECT_LT(wakeups, 30);
+    // run() without a deadline: its pipes reach EOF at once (the shell closes
+    // them), then it waits 300 ms for the exit.
+    before = voluntary_context_switches();
+    auto r = run({"sh", "-c", "exec >&- 2>&- <&-; sleep 0.3; exit 3"});
+    wakeups = voluntary_context_switches() - before;
+    EXPECT_EQ(r.status.code, 3) << r.status.describe();
+    EXPECT_FALSE(r.timed_out);
+    EXPECT_LT(wakeups, 60);
 }
 
 TEST(Spawn, ExitStatusFromWait) {
