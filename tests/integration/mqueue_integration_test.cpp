@@ -1,13 +1,18 @@
 // Message queues across real processes: the library API and the mq: / sysvmq:
 // channels, including a queue removed while its receiver waits.
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <random>
+#include <span>
 #include <thread>
 
+#include "detail/syscall.hpp"
 #include "ipckit/channel.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/mqueue.hpp"
+#include "ipckit/pipe.hpp"
 #include "ipckit/sysv.hpp"
 #include "support/test_support.hpp"
 
@@ -227,15 +232,31 @@ TEST(SysvMqChannel, RemovedWhileBlockedReadsClosed) {
     std::string key = sysv_url_key();
     sysv_key_remover rm{key};
     auto q = sysv_message_queue::open(sysv_key::from_number(std::stol(key)));
-    // The child blocks in msgrcv (no deadline) until the parent removes the queue.
+    // The child blocks in msgrcv (no deadline) until the parent removes the
+    // queue. It opens with create=open_only and says so once it has the
+    // queue: with open_or_create and a fixed sleep, a child slower than the
+    // sleep created a fresh queue after the removal and blocked forever.
+    pipe_pair ready = make_pipe();
     test::forked_child receiver([&] {
-        auto rx = open_channel("sysvmq:" + key, channel_role::receiver);
+        ready.read_end.reset();
+        auto rx = open_channel("sysvmq:" + key + "?create=open_only", channel_role::receiver);
+        char c = 'r';
+        if (::write(ready.write_end.get(), &c, 1) != 1) return 2;
+        ready.write_end.reset();
         message m;
         return rx->receive(m) == io_status::closed ? 0 : 1;
     });
-    // Wait until the child is inside msgrcv is not observable; removal before
-    // the call is reported as closed too, so the outcome does not depend on it.
-    std::this_thread::sleep_for(100ms);
+    ready.write_end.reset();
+    char c = 0;
+    std::size_t got = 0;
+    ASSERT_EQ(detail::read_some(ready.read_end.get(), std::as_writable_bytes(std::span(&c, 1)),
+                                deadline::after(10s), "ready", got),
+              detail::io_outcome::ok);
+    ASSERT_EQ(got, 1u) << "the child ended before opening the queue";
+    // Whether the child is inside msgrcv yet is not observable; removal just
+    // before the call is reported as closed too, so the outcome does not
+    // depend on it. The sleep only makes the usual case the one in the name.
+    std::this_thread::sleep_for(50ms);
     EXPECT_TRUE(q.remove());
     auto st = receiver.wait(10s);
     ASSERT_TRUE(st);
