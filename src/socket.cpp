@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -195,6 +196,40 @@ bool peer_policy::allows(const peer_credentials& c) const noexcept {
     if (empty()) return true;
     return std::find(uids.begin(), uids.end(), c.uid) != uids.end() ||
            std::find(gids.begin(), gids.end(), c.gid) != gids.end();
+}
+
+peer_policy parse_peer_policy(std::string_view text) {
+    peer_policy p;
+    if (text == "any") return p;
+    auto bad = [&](std::string_view entry) {
+        throw std::invalid_argument("allow: '" + std::string(entry) +
+                                    "' is not a uid, g<gid> or 'any' (e.g. allow=1000,g27)");
+    };
+    std::size_t pos = 0;
+    do {
+        std::size_t comma = text.find(',', pos);
+        std::string_view entry =
+            text.substr(pos, comma == std::string_view::npos ? text.npos : comma - pos);
+        const bool gid = !entry.empty() && entry[0] == 'g';
+        std::string_view digits = gid ? entry.substr(1) : entry;
+        unsigned long v = 0;
+        auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
+        if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size() ||
+            v >= static_cast<unsigned long>(static_cast<uid_t>(-1)))
+            bad(entry);
+        if (gid)
+            p.gids.push_back(static_cast<gid_t>(v));
+        else
+            p.uids.push_back(static_cast<uid_t>(v));
+        pos = comma == std::string_view::npos ? text.size() + 1 : comma + 1;
+    } while (pos <= text.size());
+    return p;
+}
+
+peer_policy default_peer_policy(std::string_view address) {
+    peer_policy p;
+    if (!address.empty() && address[0] == '@') p.uids = {::geteuid(), 0};
+    return p;
 }
 
 // ---- socket ---------------------------------------------------------------

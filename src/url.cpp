@@ -1,5 +1,7 @@
 #include "ipckit/url.hpp"
 
+#include "ipckit/socket.hpp"
+
 #include <climits>
 #include <cstdlib>
 #include <limits>
@@ -80,7 +82,8 @@ enum class value_kind {
     sint,
     sock_type,
     ring_mode,
-    boolean
+    boolean,
+    peer_list
 };
 
 struct option_rule {
@@ -103,6 +106,7 @@ const option_rule kRules[] = {
     {"id", {"sysvmq"}, value_kind::uint},
     {"type", {"unix"}, value_kind::sock_type},
     {"all", {"unix", "tcp"}, value_kind::boolean},
+    {"allow", {"unix"}, value_kind::peer_list},
     {"nodelay", {"tcp"}, value_kind::boolean},
     {"capacity", {"shm"}, value_kind::size},
     {"slot", {"shm"}, value_kind::size},
@@ -164,6 +168,13 @@ void validate_value(std::string_view text, std::size_t pos, const std::string& s
                 bad("must be 0, 1, true or false");
             break;
         case value_kind::ring_mode:
+            break;
+        case value_kind::peer_list:
+            try {
+                (void)parse_peer_policy(value);
+            } catch (const std::invalid_argument& e) {
+                fail(text, pos, value.size(), e.what());
+            }
             break;
     }
 }

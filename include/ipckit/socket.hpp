@@ -52,6 +52,16 @@ struct peer_policy {
     bool allows(const peer_credentials& c) const noexcept;
 };
 
+/// An allow-list as unix: URLs write it (`?allow=`): "any" (no list), or a
+/// comma list of uids and of gids prefixed with 'g' ("1000,g27"). Throws
+/// std::invalid_argument naming the bad entry.
+peer_policy parse_peer_policy(std::string_view text);
+
+/// The allow-list a unix: URL listens with when it gives no `allow=`: an
+/// abstract name, which has no file permissions, admits only this user and
+/// root (as a 0600 socket file would); a pathname, none beyond its mode.
+peer_policy default_peer_policy(std::string_view address);
+
 /// A connected (or bound datagram) socket. Move-only; closes on destruction.
 /// (Named `sock` so that `using namespace ipckit` does not hide ::socket().)
 class sock {
@@ -118,8 +128,8 @@ struct unix_listen_options {
 /// Address: "/path" (a file in the filesystem) or "@name" (abstract: no file,
 /// gone with the last fd, and reachable by anyone in the network namespace,
 /// so an abstract listener must rely on its allow-list, not on permissions).
-/// A pathname socket is created with `mode` (0600) from the start: bound
-/// under a restrictive umask, then chmod'ed, so no window exists where
+/// A pathname socket is created with `mode` (0600) from the start: the
+/// socket is fchmod'ed before bind, then the file chmod'ed, so no window exists where
 /// others could connect. If the path holds a socket file whose server is
 /// dead (a connect probe is refused), it is replaced; a live server's socket
 /// is never stolen (EADDRINUSE); any other kind of file is an error

@@ -252,6 +252,8 @@ std::unique_ptr<channel> open_unix_channel(const url& u, channel_role role, cons
     if (listens(role, o)) {
         unix_listen_options lo;
         lo.mode = u.permissions(0600);
+        auto allow = u.param("allow");
+        lo.allow = allow ? parse_peer_policy(*allow) : default_peer_policy(u.path);
         unix_listener l(u.path, cfg.type, lo);
         if (cfg.type == socket_type::dgram) {
             // A bound datagram sock receives from everyone; the file is

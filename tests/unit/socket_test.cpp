@@ -506,3 +506,47 @@ TEST(SocketChannel, TcpBracketsHoldOnlyAnIpv6Address) {
     EXPECT_THROW(open_channel("tcp://[localhost]:80", channel_role::sender), url_error);
     EXPECT_THROW(open_channel("tcp://[a b]:80", channel_role::sender), url_error);
 }
+
+TEST(PeerPolicy, ParsesUrlLists) {
+    auto p = parse_peer_policy("1000,g27,0");
+    EXPECT_EQ(p.uids, (std::vector<uid_t>{1000, 0}));
+    EXPECT_EQ(p.gids, (std::vector<gid_t>{27}));
+    EXPECT_TRUE(parse_peer_policy("any").empty());
+    for (const char* bad : {"", "x", "g", "1000,", ",1", "-1", "99999999999", "any,1"})
+        EXPECT_THROW(parse_peer_policy(bad), std::invalid_argument) << bad;
+    EXPECT_THROW(parse_url("unix:@x?allow=bob"), url_error);
+    EXPECT_THROW(parse_url("tcp://127.0.0.1:1?allow=0"), url_error);  // unix only
+}
+
+// Abstract names have no permissions: a unix:@ listener admits only its own
+// user (and root) unless the URL says allow=.
+TEST(SocketChannel, AbstractListenerAdmitsOnlyItsOwnUserByDefault) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root to connect as another user";
+    for (std::string allow : {"", "?allow=any", "?allow=65534,0"}) {
+        SCOPED_TRACE(allow);
+        auto name = test::unique_name("ipckit-allow");
+        auto rx = open_channel("unix:@" + name + allow, channel_role::receiver);
+        test::forked_child other([&] {
+            if (::setresgid(65534, 65534, 65534) != 0 || ::setresuid(65534, 65534, 65534) != 0)
+                return 90;
+            auto tx = open_channel("unix:@" + name, channel_role::sender);
+            return tx->send("from nobody", deadline::after(5s)) == io_status::ok ? 0 : 1;
+        });
+        auto st = other.wait();
+        ASSERT_TRUE(st);
+        ASSERT_NE(st->code, 90);
+        message m;
+        auto got = rx->receive(m, deadline::after(allow.empty() ? 300ms : 5s));
+        if (allow.empty()) {
+            EXPECT_EQ(got, io_status::timed_out) << "another user's message was read";
+        } else {
+            ASSERT_EQ(got, io_status::ok);
+            EXPECT_EQ(m.payload, "from nobody");
+        }
+        // Our own user always gets in.
+        auto self = open_channel("unix:@" + name, channel_role::sender);
+        ASSERT_EQ(self->send("from me"), io_status::ok);
+        ASSERT_EQ(rx->receive(m, deadline::after(5s)), io_status::ok);
+        EXPECT_EQ(m.payload, "from me");
+    }
+}

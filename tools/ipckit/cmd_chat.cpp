@@ -488,6 +488,8 @@ void register_chat(CLI::App& app, verb& v) {
         }
         unix_listen_options lo;
         lo.mode = u.permissions(0600);
+        auto allow = u.param("allow");
+        lo.allow = allow ? parse_peer_policy(*allow) : default_peer_policy(u.path);
         unix_listener l(u.path, socket_type::stream, lo);
         return server.run(l.fd(), u.text);
     };
