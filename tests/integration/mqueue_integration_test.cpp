@@ -139,8 +139,9 @@ TEST(MqueueChannel, SenderWaitsForQueueWithinOpenDeadline) {
         message m;
         return rx->receive(m, deadline::after(10s)) == io_status::ok && m.payload == "hi" ? 0 : 1;
     });
-    auto tx = open_channel("mq:" + name, channel_role::sender,
-                           open_options{.open_deadline = deadline::after(10s)});
+    auto tx =
+        open_channel("mq:" + name, channel_role::sender,
+                     open_options{.open_deadline = deadline::after(10s), .on_client_dropped = {}});
     EXPECT_EQ(tx->send("hi"), io_status::ok);
     auto st = receiver.wait();
     ASSERT_TRUE(st);
