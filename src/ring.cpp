@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "detail/copy.hpp"
 #include "detail/ring_layout.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/sync.hpp"
@@ -859,7 +860,7 @@ void ring::abandon() noexcept {
 io_status ring::send(std::span<const std::byte> message, const deadline& until) {
     ring_loan l = loan(message.size(), until);
     if (l.status != io_status::ok) return l.status;
-    if (!message.empty()) std::memcpy(l.buffer.data(), message.data(), message.size());
+    detail::copy_bytes(l.buffer.data(), message.data(), message.size());
     commit(message.size());
     return io_status::ok;
 }
@@ -960,7 +961,7 @@ void ring::release() {
 io_status ring::receive(std::string& out, const deadline& until) {
     ring_peek p = peek(until);
     if (p.status != io_status::ok) return p.status;
-    out.assign(reinterpret_cast<const char*>(p.message.data()), p.message.size());
+    detail::assign_bytes(out, reinterpret_cast<const char*>(p.message.data()), p.message.size());
     release();
     return io_status::ok;
 }

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "detail/copy.hpp"
 #include "detail/ring_layout.hpp"
 #include "ipckit/error.hpp"
 #include "support/test_support.hpp"
@@ -867,7 +868,9 @@ TEST(RingNamed, HalfMadeRingWhoseCreatorDiedIsAnErrorNotAHang) {
         shm_remover rm(name);
         int fd = ::shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         ASSERT_GE(fd, 0);
-        if (sized) ASSERT_EQ(::ftruncate(fd, ring::required_size(spsc(1u << 20))), 0);
+        if (sized) {
+            ASSERT_EQ(::ftruncate(fd, ring::required_size(spsc(1u << 20))), 0);
+        }
         ::close(fd);  // the creator is gone
         for (const channel_role role : {channel_role::receiver, channel_role::sender}) {
             SCOPED_TRACE(std::string(sized ? "sized, " : "size 0, ") +
@@ -980,5 +983,27 @@ TEST(RingChannel, SendReceiveOverShmUrl) {
         FAIL();
     } catch (const error& e) {
         EXPECT_EQ(e.code().value(), ETIMEDOUT);
+    }
+}
+
+// The ring's payload copies go in pieces for some sizes (src/detail/copy.hpp):
+// every size around the bounds, at every relative alignment, copies exactly.
+TEST(RingCopy, PiecewiseCopiesAreExactAtEverySizeAndAlignment) {
+    std::vector<char> src((1u << 20) + 128), dst(src.size() + 128);
+    for (std::size_t i = 0; i < src.size(); ++i)
+        src[i] = static_cast<char>(i * 131 + 7);
+    for (std::size_t n :
+         {std::size_t{0}, std::size_t{1}, std::size_t{2047}, std::size_t{2048}, std::size_t{2049},
+          std::size_t{65536 + 5}, std::size_t{(1u << 20) - 1}, std::size_t{1u << 20}}) {
+        for (std::size_t shift : {0, 8, 16, 24, 40}) {
+            std::fill(dst.begin(), dst.end(), '\0');
+            detail::copy_bytes(dst.data() + shift, src.data() + 3, n);
+            ASSERT_EQ(std::memcmp(dst.data() + shift, src.data() + 3, n), 0) << n << "+" << shift;
+            ASSERT_EQ(dst[shift + n], '\0') << "wrote past the end: " << n;
+            std::string out = "previous contents";
+            detail::assign_bytes(out, src.data() + shift, n);
+            ASSERT_EQ(out.size(), n);
+            ASSERT_EQ(std::memcmp(out.data(), src.data() + shift, n), 0) << n;
+        }
     }
 }
