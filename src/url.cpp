@@ -93,7 +93,7 @@ struct option_rule {
 };
 
 const option_rule kRules[] = {
-    {"create", {"fifo", "mq", "sysvmq", "unix", "shm"}, value_kind::create_mode},
+    {"create", {"fifo", "mq", "sysvmq", "shm"}, value_kind::create_mode},
     {"mode", {"fifo", "mq", "sysvmq", "unix", "shm"}, value_kind::permissions},
     {"frame", {"stdio", "fifo", "unix", "tcp"}, value_kind::frame},
     {"max_message",

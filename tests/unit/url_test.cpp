@@ -297,3 +297,15 @@ TEST(ParseSize, Rejects) {
         EXPECT_EQ(parse_size(bad), std::nullopt) << bad;
     }
 }
+
+// A unix: listener always replaces a stale socket file and never a live
+// one: create= has no meaning there and is refused, not ignored.
+TEST(UrlOptions, CreateDoesNotApplyToUnixSockets) {
+    try {
+        parse_url("unix:/tmp/s.sock?create=create_only");
+        ADD_FAILURE() << "create= accepted on unix:";
+    } catch (const url_error& e) {
+        EXPECT_NE(std::string(e.what()).find("does not apply to unix:"), std::string::npos)
+            << e.what();
+    }
+}
