@@ -607,16 +607,17 @@ io_status ring::wait_data(const deadline& until) {
         if (expired) return io_status::timed_out;
         std::uint32_t seen = h_->data_seq.load(std::memory_order_acquire);
         h_->consumer_waiters.fetch_or(my_waiter_bit(), std::memory_order_seq_cst);
-        if (!data_ready()) {
-            auto slice = deadline::after(sleep_slice);
-            const deadline& d = (until.is_never() || slice.when() < until.when()) ? slice : until;
-            try {
+        try {
+            if (!data_ready()) {
+                auto slice = deadline::after(sleep_slice);
+                const deadline& d =
+                    (until.is_never() || slice.when() < until.when()) ? slice : until;
                 futex_wait(h_->data_seq, seen, d);
-            } catch (...) {
-                h_->consumer_waiters.fetch_and(~my_waiter_bit(), std::memory_order_relaxed);
-                throw;
+                last_probe_ns_ = 0;  // after sleeping, probing is cheap by comparison
             }
-            last_probe_ns_ = 0;  // after sleeping, probing is cheap by comparison
+        } catch (...) {
+            h_->consumer_waiters.fetch_and(~my_waiter_bit(), std::memory_order_relaxed);
+            throw;
         }
         h_->consumer_waiters.fetch_and(~my_waiter_bit(), std::memory_order_relaxed);
     }
@@ -643,16 +644,18 @@ io_status ring::wait_space(std::size_t bytes, const deadline& until) {
         if (expired) return io_status::timed_out;
         std::uint32_t seen = h_->space_seq.load(std::memory_order_acquire);
         h_->producer_waiters.fetch_or(my_waiter_bit(), std::memory_order_seq_cst);
-        if (!space_ready(bytes)) {
-            auto slice = deadline::after(sleep_slice);
-            const deadline& d = (until.is_never() || slice.when() < until.when()) ? slice : until;
-            try {
+        try {
+            // space_ready throws too (a corrupt index): the bit must not stay set.
+            if (!space_ready(bytes)) {
+                auto slice = deadline::after(sleep_slice);
+                const deadline& d =
+                    (until.is_never() || slice.when() < until.when()) ? slice : until;
                 futex_wait(h_->space_seq, seen, d);
-            } catch (...) {
-                h_->producer_waiters.fetch_and(~my_waiter_bit(), std::memory_order_relaxed);
-                throw;
+                last_probe_ns_ = 0;
             }
-            last_probe_ns_ = 0;
+        } catch (...) {
+            h_->producer_waiters.fetch_and(~my_waiter_bit(), std::memory_order_relaxed);
+            throw;
         }
         h_->producer_waiters.fetch_and(~my_waiter_bit(), std::memory_order_relaxed);
     }

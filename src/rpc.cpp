@@ -141,7 +141,9 @@ io_status client::call(std::string_view method, std::string_view args, std::stri
     const std::uint64_t id = next_id_++;
     buf_.clear();
     wire::encode({wire::kind::call, 0, id, method, args}, buf_);
-    if (auto st = ch_->send(buf_, until); st != io_status::ok) return st;  // nothing sent
+    // timed_out: nothing sent, or a call torn because the server took no byte
+    // of it for the stall limit (the channel reads closed from then on).
+    if (auto st = ch_->send(buf_, until); st != io_status::ok) return st;
     awaiting_ = id;
     if (auto st = await_reply(*ch_, reply_, id, until, f); st != io_status::ok) return st;
     awaiting_ = 0;

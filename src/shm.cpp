@@ -148,11 +148,7 @@ shared_memory shared_memory::open(std::string_view name, std::size_t size, const
     if (shm.created_) {
         // Held until finish_creation() (or close): an opener that finds the
         // object unfinished and this lock free knows the creator died.
-        int rc;
-        do {
-            rc = ::flock(shm.fd_.get(), LOCK_EX);
-        } while (rc != 0 && errno == EINTR);
-        if (rc != 0) {
+        if (detail::retry_eintr([&] { return ::flock(shm.fd_.get(), LOCK_EX); }) != 0) {
             int e = errno;
             ::shm_unlink(n.c_str());
             throw_error(e, "flock", n);
@@ -191,10 +187,16 @@ shared_memory shared_memory::open(std::string_view name, std::size_t size, const
     // Still 0 after 200 ms: a creator holding the creation lock is alive
     // (retry); nobody holding it means the creator died before sizing it, and
     // every retry would wait for ever (found by review). Sizing precedes the
-    // unlock, so fstat after a free lock sees the size if it finished.
+    // unlock, so fstat after a free lock sees the size if it finished. The
+    // creator takes the lock just after its shm_open, not with it: an object
+    // younger than a few seconds may be in that gap (a creator descheduled on
+    // a loaded machine), so it is only called dead once it has aged.
     if (st.st_size == 0 && !shm.creator_active()) {
         if (::fstat(shm.fd_.get(), &st) != 0) throw_errno("fstat", n);
-        if (st.st_size == 0)
+        timespec now{};
+        ::clock_gettime(CLOCK_REALTIME, &now);
+        const bool aged = now.tv_sec - st.st_mtim.tv_sec >= 3;  // set by the shm_open
+        if (st.st_size == 0 && aged)
             throw_error(EPROTO, "shm_open", n,
                         "size 0 and nobody is creating it: its creator died before sizing "
                         "it; remove it with ipckit rm shm:" +
@@ -249,11 +251,7 @@ void shared_memory::finish_creation() noexcept {
 bool shared_memory::creator_active() const {
     // Our own lock: probing it through the same open file would convert it.
     if (creation_locked_) return true;
-    int rc;
-    do {
-        rc = ::flock(fd_.get(), LOCK_SH | LOCK_NB);
-    } while (rc != 0 && errno == EINTR);
-    if (rc == 0) {
+    if (detail::retry_eintr([&] { return ::flock(fd_.get(), LOCK_SH | LOCK_NB); }) == 0) {
         ::flock(fd_.get(), LOCK_UN);
         return false;
     }

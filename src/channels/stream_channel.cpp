@@ -51,10 +51,6 @@ struct flock_release {
     }
 };
 
-// A peer that takes no byte of a frame already begun for this long gets the
-// frame torn (see stream_channel::finish_frame).
-constexpr auto kStallLimit = std::chrono::seconds(1);
-
 // Makes room for `wanted` bytes in s allocating exactly that much: plain
 // reserve()/append() may double the capacity, i.e. allocate up to twice
 // max_message for a hostile peer. (Fix by the foundation tests: the decoder
@@ -99,6 +95,10 @@ std::uint64_t current_fork_generation() noexcept {
 // flock(how) that gives up at the deadline. flock() itself cannot time out,
 // so a contended lock is retried with short sleeps (at most 1 ms apart).
 io_outcome lock_until(int fd, int how, const deadline& until, std::string_view object) {
+    if (until.is_never()) {  // no deadline: sleep in the kernel until it is free
+        if (retry_eintr([&] { return ::flock(fd, how); }) != 0) throw_errno("flock", object);
+        return io_outcome::ok;
+    }
     std::chrono::microseconds pause{20};
     for (;;) {
         if (::flock(fd, how | LOCK_NB) == 0) return io_outcome::ok;
@@ -458,7 +458,7 @@ io_status stream_channel::send(std::string_view payload, const deadline& until,
         if (trailer) sendbuf_.push_back('\n');
         io_outcome r = write_all(write_fd_, bytes(sendbuf_), until, name_, &written, write_kind_,
                                  owned_timeouts());
-        if (r == io_outcome::timed_out && written > 0)  // never leave a torn frame
+        if (r == io_outcome::timed_out && written > 0)  // finish what was begun
             r = finish_frame(bytes(sendbuf_).subspan(written), {});
         return to_status(r);
     }
@@ -481,17 +481,21 @@ io_status stream_channel::send(std::string_view payload, const deadline& until,
 
 // The caller's deadline passed with part of a frame out. Leaving it half
 // sent would desynchronise the stream, so the rest goes out for as long as
-// the peer keeps taking bytes. A peer that takes nothing for kStallLimit
-// gets a torn frame instead of hanging this sender: a socket's write side
-// is shut down (the reader drops the partial frame and reads closed), the
-// channel sends nothing more (later sends return closed), and this one
-// returns timed_out.
+// the peer keeps taking bytes. On a socket, a peer that takes nothing for
+// stall_limit gets a torn frame instead of hanging this sender for ever: the
+// write side is shut down (the reader drops the partial frame and reads
+// closed), later sends return closed, and this one returns timed_out. A pipe
+// or FIFO is finished whatever it takes: its other writers share the stream
+// and would be glued onto the torn half, and nothing tells its reader.
 io_outcome stream_channel::finish_frame(std::span<const std::byte> first,
                                         std::span<const std::byte> second) {
+    const bool may_tear = write_kind_ == fd_kind::socket;
     for (;;) {
         std::size_t w = 0;
-        io_outcome r = write_all2(write_fd_, first, second, deadline::after(kStallLimit), name_, &w,
-                                  write_kind_, owned_timeouts());
+        io_outcome r =
+            write_all2(write_fd_, first, second,
+                       may_tear ? deadline::after(options_.stall_limit) : deadline::never(), name_,
+                       &w, write_kind_, owned_timeouts());
         if (r != io_outcome::timed_out) return r;
         if (w == 0) break;
         std::size_t from_first = std::min(w, first.size());
@@ -499,7 +503,7 @@ io_outcome stream_channel::finish_frame(std::span<const std::byte> first,
         second = second.subspan(w - from_first);
     }
     torn_ = true;
-    if (write_kind_ == fd_kind::socket) ::shutdown(write_fd_, SHUT_WR);
+    ::shutdown(write_fd_, SHUT_WR);
     return io_outcome::timed_out;
 }
 

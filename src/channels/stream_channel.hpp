@@ -3,6 +3,7 @@
 // one message per line, or no framing (raw). Used by every stream transport.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -155,6 +156,10 @@ struct stream_options {
     /// chunked: a write longer than PIPE_BUF under LOCK_EX, shorter ones
     /// under LOCK_SH (so none lands inside a long one).
     bool lock_large_writes = false;
+    /// Sockets: a frame begun before the send deadline passed is finished
+    /// while the peer takes bytes; a peer that takes none for this long gets
+    /// it torn (see stream_channel::finish_frame).
+    std::chrono::milliseconds stall_limit = std::chrono::seconds(10);
 };
 
 /// A channel over a read fd and a write fd (either may be absent, or both the

@@ -109,48 +109,9 @@ mode_t mode_of(const std::string& path) {
 }
 
 // Restores the umask on scope exit.
-struct umask_guard {
-    mode_t old;
-    explicit umask_guard(mode_t m) : old(::umask(m)) {}
-    ~umask_guard() { ::umask(old); }
-};
-
-constexpr uid_t kNobody = 65534;
-
-// Runs body(dir) in a forked child that is not root: under root (as in CI)
-// the child drops to uid/gid 65534 first, because root bypasses the
-// permission checks a test may be about. dir is a fresh directory the child
-// may write; it is removed afterwards. Returns the child's exit status (body's
-// return value; 90-93 if the setup failed).
-std::optional<exit_status> run_unprivileged(const std::function<int(const std::string&)>& body) {
-    char tmpl[] = "/tmp/ipckit-nobody-XXXXXX";
-    if (!::mkdtemp(tmpl)) return std::nullopt;
-    const std::string dir = tmpl;
-    const bool root = ::geteuid() == 0;
-    if (root && ::chown(dir.c_str(), kNobody, kNobody) != 0) return std::nullopt;
-    std::optional<exit_status> st;
-    {
-        test::forked_child child([&] {
-            if (root) {
-                if (::setgroups(0, nullptr) != 0) return 90;
-                if (::setresgid(kNobody, kNobody, kNobody) != 0) return 91;
-                if (::setresuid(kNobody, kNobody, kNobody) != 0) return 92;
-                if (::geteuid() != kNobody) return 93;
-            }
-            return body(dir);
-        });
-        st = child.wait();
-    }
-    if (DIR* d = ::opendir(dir.c_str())) {
-        while (dirent* e = ::readdir(d)) {
-            std::string n = e->d_name;
-            if (n != "." && n != "..") ::unlink((dir + "/" + n).c_str());
-        }
-        ::closedir(d);
-    }
-    ::rmdir(dir.c_str());
-    return st;
-}
+using test::kNobody;
+using test::run_unprivileged;
+using test::umask_guard;
 
 }  // namespace
 
@@ -564,6 +525,16 @@ TEST(FifoSquatting, FifoSwappedForSomeoneElsesAfterTheCheckIsRefused) {
             if (::renameat2(AT_FDCWD, path.c_str(), AT_FDCWD, other.c_str(), RENAME_EXCHANGE) == 0)
                 swaps.fetch_add(1, std::memory_order_relaxed);
     });
+    // A failed ASSERT returns early: the swapper must be stopped and joined
+    // then too, or the joinable thread's destructor terminates the run.
+    struct stop_and_join {
+        std::atomic<bool>& stop;
+        std::thread& t;
+        ~stop_and_join() {
+            stop = true;
+            if (t.joinable()) t.join();
+        }
+    } guard{stop, swapper};
     long ours = 0, refused = 0, foreign = 0;
     const auto until = clock::now() + 1500ms;
     for (int i = 0; clock::now() < until; ++i) {

@@ -1,6 +1,9 @@
 #include "support/test_support.hpp"
 
+#include <dirent.h>
+#include <grp.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -145,6 +148,41 @@ int errno_of(const std::function<void()>& f) {
         return e.code().value();
     }
     return 0;
+}
+
+umask_guard::umask_guard(mode_t m) noexcept : old_(::umask(m)) {}
+umask_guard::~umask_guard() {
+    ::umask(old_);
+}
+
+std::optional<exit_status> run_unprivileged(const std::function<int(const std::string&)>& body) {
+    char tmpl[] = "/tmp/ipckit-nobody-XXXXXX";
+    if (!::mkdtemp(tmpl)) return std::nullopt;
+    const std::string dir = tmpl;
+    const bool root = ::geteuid() == 0;
+    if (root && ::chown(dir.c_str(), kNobody, kNobody) != 0) return std::nullopt;
+    std::optional<exit_status> st;
+    {
+        forked_child child([&] {
+            if (root) {
+                if (::setgroups(0, nullptr) != 0) return 90;
+                if (::setresgid(kNobody, kNobody, kNobody) != 0) return 91;
+                if (::setresuid(kNobody, kNobody, kNobody) != 0) return 92;
+                if (::geteuid() != kNobody) return 93;
+            }
+            return body(dir);
+        });
+        st = child.wait();
+    }
+    if (DIR* d = ::opendir(dir.c_str())) {
+        while (dirent* e = ::readdir(d)) {
+            std::string n = e->d_name;
+            if (n != "." && n != "..") ::unlink((dir + "/" + n).c_str());
+        }
+        ::closedir(d);
+    }
+    ::rmdir(dir.c_str());
+    return st;
 }
 
 }  // namespace ipckit::test

@@ -2,6 +2,7 @@
 // always reaped (with a timeout), and running the built ipckit binary.
 #pragma once
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -68,6 +69,29 @@ class line_process {
 
 /// The errno of the ipckit::error that f throws, or 0 if it throws none.
 int errno_of(const std::function<void()>& f);
+
+/// The uid and gid tests drop to when root would bypass a permission check.
+inline constexpr uid_t kNobody = 65534;
+
+/// Runs body(dir) in a forked child that is not root: under root (as in CI)
+/// the child drops to uid/gid kNobody first, because root bypasses the
+/// permission checks a test may be about. dir is a fresh directory the child
+/// may write; it is removed afterwards. Returns the child's exit status
+/// (body's return value; 90-93 if dropping privileges failed), nullopt if
+/// the directory could not be made or the child timed out.
+std::optional<exit_status> run_unprivileged(const std::function<int(const std::string&)>& body);
+
+/// Sets the process umask for its lifetime (restored even when a test fails).
+class umask_guard {
+  public:
+    explicit umask_guard(mode_t m) noexcept;
+    umask_guard(const umask_guard&) = delete;
+    umask_guard& operator=(const umask_guard&) = delete;
+    ~umask_guard();
+
+  private:
+    mode_t old_;
+};
 
 /// Removes a file on scope exit (unlink errors ignored).
 class scoped_unlink {

@@ -1093,7 +1093,9 @@ TEST(StreamChannel, OnCloseRunsOnceAndExceptionsAreSwallowed) {
 
 TEST(StreamChannelSocketDeadlines, PeerThatStopsReadingMidFrameTearsItInsteadOfHanging) {
     socket_pair sp;
-    stream_channel wr("w", std::move(sp.a), opts());
+    auto o = opts();
+    o.stall_limit = 500ms;
+    stream_channel wr("w", std::move(sp.a), o);
     stream_channel rd("r", std::move(sp.b), opts());
     // 4 MiB cannot fit in the socket and nobody reads: part of the frame goes
     // out, then the peer takes nothing more. The send must come back (after

@@ -316,19 +316,6 @@ constexpr int kPrivileged = 20;  // the child could exceed the limit: it is priv
 // child first drops to uid/gid 65534, so msg_max and msgsize_max apply to it
 // (CAP_SYS_RESOURCE lifts them). The POSIX queue name space (/dev/mqueue) is
 // world-writable with the sticky bit, so nobody may create queues in it.
-std::optional<exit_status> run_unprivileged(const std::function<int()>& body) {
-    test::forked_child child([&] {
-        if (::geteuid() == 0) {
-            if (::setgroups(0, nullptr) != 0) return 90;
-            if (::setresgid(65534, 65534, 65534) != 0) return 91;
-            if (::setresuid(65534, 65534, 65534) != 0) return 92;
-            if (::geteuid() != 65534) return 93;
-        }
-        return body();
-    });
-    return child.wait();
-}
-
 // Expects body to throw EINVAL whose what() contains `expected`.
 int expect_einval_naming(const std::function<void()>& body, const std::string& expected) {
     try {
@@ -357,7 +344,7 @@ TEST(MqueueLimits, TooManyMessagesNamesMsgMax) {
     auto lim = mq_limits::read();
     std::string name = qname();
     mq_remover rm(name);  // in the parent: root removes whatever the child made
-    expect_child_ok(run_unprivileged([&] {
+    expect_child_ok(test::run_unprivileged([&](const std::string&) {
         return expect_einval_naming(
             [&] { message_queue::open(name, small(lim.msg_max + 1, 16)); },
             "max_messages " + std::to_string(lim.msg_max + 1) +
@@ -369,7 +356,7 @@ TEST(MqueueLimits, TooLargeMessagesNameMsgsizeMax) {
     auto lim = mq_limits::read();
     std::string name = qname();
     mq_remover rm(name);
-    expect_child_ok(run_unprivileged([&] {
+    expect_child_ok(test::run_unprivileged([&](const std::string&) {
         return expect_einval_naming(
             [&] { message_queue::open(name, small(1, lim.msgsize_max + 1)); },
             "message_size " + std::to_string(lim.msgsize_max + 1) +

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -871,6 +872,10 @@ TEST(RingNamed, HalfMadeRingWhoseCreatorDiedIsAnErrorNotAHang) {
         if (sized) {
             ASSERT_EQ(::ftruncate(fd, ring::required_size(spsc(1u << 20))), 0);
         }
+        // Made an hour ago: a size-0 object younger than a few seconds may
+        // still have a creator on its way to the creation lock.
+        const timespec an_hour_ago[2] = {{0, UTIME_OMIT}, {::time(nullptr) - 3600, 0}};
+        ASSERT_EQ(::futimens(fd, an_hour_ago), 0);
         ::close(fd);  // the creator is gone
         for (const channel_role role : {channel_role::receiver, channel_role::sender}) {
             SCOPED_TRACE(std::string(sized ? "sized, " : "size 0, ") +

@@ -35,17 +35,6 @@ int error_code(const std::function<void()>& f) {
 }
 
 // Sets the umask for a scope; restores it even when the scope throws.
-class umask_guard {
-  public:
-    explicit umask_guard(mode_t m) : old_(::umask(m)) {}
-    umask_guard(const umask_guard&) = delete;
-    umask_guard& operator=(const umask_guard&) = delete;
-    ~umask_guard() { ::umask(old_); }
-
-  private:
-    mode_t old_;
-};
-
 shm_options with(open_mode how) {
     shm_options o;
     o.how = how;
@@ -68,7 +57,7 @@ TEST(PosixShm, CreateIsPrivateExclusiveAndSized) {
     perms.permissions = 0660;
     auto shm = [&] {
         // A umask of 077 would make 0600 of 0660: the fchmod must undo it.
-        umask_guard strict(077);
+        test::umask_guard strict(077);
         return shared_memory::open(name, 10000, perms);
     }();
     EXPECT_TRUE(shm.created());
@@ -77,7 +66,7 @@ TEST(PosixShm, CreateIsPrivateExclusiveAndSized) {
     ASSERT_EQ(::fstat(shm.fd(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0660u);
     {
-        umask_guard open_all(0);  // nor may a lax umask widen the private default
+        test::umask_guard open_all(0);  // nor may a lax umask widen the private default
         auto plain = shared_memory::open(name + "-private", 64);
         shm_remover rm_plain(name + "-private");
         ASSERT_EQ(::fstat(plain.fd(), &st), 0);
@@ -123,6 +112,14 @@ TEST(PosixShm, CreateIsPrivateExclusiveAndSized) {
         EXPECT_NE(std::string(e.what()).find("has not finished sizing"), std::string::npos)
             << e.what();
     }
+    // Unlocked but new: its creator may be between its shm_open and its
+    // flock (descheduled on a loaded machine). Still "try again".
+    ASSERT_EQ(::flock(raw, LOCK_UN), 0);
+    EXPECT_EQ(error_code([&] { shared_memory::open(unsized, 0, with(open_mode::open_only)); }),
+              EAGAIN);
+    // Unlocked and a while old: the creator died.
+    const timespec an_hour_ago[2] = {{0, UTIME_OMIT}, {::time(nullptr) - 3600, 0}};
+    ASSERT_EQ(::futimens(raw, an_hour_ago), 0);
     ::close(raw);
     try {
         shared_memory::open(unsized, 0, with(open_mode::open_only));

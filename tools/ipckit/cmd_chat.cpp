@@ -23,6 +23,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <fmt/core.h>
@@ -77,7 +78,8 @@ class chat_server {
           max_clients_(max_clients),
           sndbuf_(sndbuf) {}
 
-    int run(int listen_fd, const std::string& shown) {
+    int run(int listen_fd, const std::string& shown, peer_policy allow = {}) {
+        allow_ = std::move(allow);
         ep_.reset(::epoll_create1(EPOLL_CLOEXEC));
         if (!ep_) throw_errno("epoll_create1", shown);
         listen_fd_ = listen_fd;
@@ -157,6 +159,7 @@ class chat_server {
                 throw_errno("accept4", "chat");
             }
             unique_fd fd(c);
+            if (!allow_.empty() && !admitted(c)) continue;  // closed unread
             if (clients_.size() >= max_clients_) {
                 const char full[] = "* server full\n";
                 ::send(c, full, sizeof full - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -176,6 +179,18 @@ class chat_server {
     // At most a few reads per wakeup: epoll is level-triggered, so a client
     // that keeps writing is reported again, and one flooding client cannot
     // keep the loop from the others or from accept.
+    // The allow-list (unix: listeners) is applied before a byte is read.
+    bool admitted(int fd) {
+        ucred cred{};
+        socklen_t len = sizeof cred;
+        if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
+            allow_.allows({cred.pid, cred.uid, cred.gid}))
+            return true;
+        fmt::print("chat: refused pid {} uid {}: not in the allow-list\n", cred.pid, cred.uid);
+        std::fflush(stdout);
+        return false;
+    }
+
     void read_from(int fd) {
         auto& cl = clients_.at(fd);
         char buf[8192];
@@ -345,6 +360,7 @@ class chat_server {
     unique_fd ep_;
     int listen_fd_ = -1;
     bool accept_paused_ = false;
+    peer_policy allow_;
     std::chrono::steady_clock::time_point paused_at_;
     std::size_t clients_at_pause_ = 0;
     std::map<int, chat_client> clients_;
@@ -491,7 +507,7 @@ void register_chat(CLI::App& app, verb& v) {
         auto allow = u.param("allow");
         lo.allow = allow ? parse_peer_policy(*allow) : default_peer_policy(u.path);
         unix_listener l(u.path, socket_type::stream, lo);
-        return server.run(l.fd(), u.text);
+        return server.run(l.fd(), u.text, lo.allow);
     };
 }
 
