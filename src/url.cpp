@@ -111,6 +111,7 @@ const option_rule kRules[] = {
     {"capacity", {"shm"}, value_kind::size},
     {"slot", {"shm"}, value_kind::size},
     {"spin", {"shm"}, value_kind::uint},
+    {"spin_us", {"fifo", "mq", "unix", "tcp"}, value_kind::uint},
 };
 
 bool contains(std::initializer_list<std::string_view> list, std::string_view s) {

@@ -1,12 +1,17 @@
 // Private: one factory per transport, looked up by scheme in registry.cpp.
 #pragma once
 
+#include <chrono>
 #include <memory>
 
 #include "ipckit/channel.hpp"
 #include "ipckit/url.hpp"
 
 namespace ipckit::detail {
+
+/// spin_us= of the URL (how long a receive busy-polls before it sleeps, at
+/// most one second), else default_read_spin.
+std::chrono::nanoseconds read_spin(const url& u);
 
 using channel_factory = std::unique_ptr<channel> (*)(const url&, channel_role, const open_options&);
 

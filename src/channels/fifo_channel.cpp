@@ -20,6 +20,7 @@ std::unique_ptr<channel> open_fifo_channel(const url& u, channel_role role,
     so.max_message = u.max_message(default_max_message);
     so.chunk_large_frames = true;  // several writers: see chunk_header
     so.lock_large_writes = true;
+    so.spin = read_spin(u);
     bool owner = options.endpoint == endpoint_mode::listen ||
                  (options.endpoint == endpoint_mode::automatic && role == channel_role::receiver);
     open_mode how = u.create().value_or(owner ? open_mode::open_or_create : open_mode::open_only);

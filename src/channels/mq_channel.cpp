@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "channels/factories.hpp"
+#include "detail/syscall.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/mqueue.hpp"
 
@@ -20,9 +21,15 @@ constexpr milliseconds removal_check_interval{100};
 
 class mq_channel final : public channel {
   public:
-    mq_channel(message_queue q, std::string name, unsigned priority)
+    mq_channel(message_queue q, std::string name, unsigned priority, std::chrono::nanoseconds spin)
         : q_(std::move(q)), name_(std::move(name)), priority_(priority) {
         max_ = static_cast<std::size_t>(q_.attributes().message_size);
+        // A receiver that busy-polls first tries the queue without waiting:
+        // its own descriptor turns O_NONBLOCK (waits then poll, see run_until).
+        if (spin.count() > 0 && spinning_can_help()) {
+            q_.set_nonblocking(true);
+            spin_ = spin;
+        }
     }
 
     io_status send(std::string_view payload, const deadline& until,
@@ -43,6 +50,12 @@ class mq_channel final : public channel {
     }
 
     io_status receive(message& out, const deadline& until) override {
+        std::optional<unsigned> spun;
+        if (spin_for(spin_, until,
+                     [&] { return (spun = q_.try_receive(out.payload)).has_value(); })) {
+            out.tag = static_cast<long>(*spun);
+            return io_status::ok;
+        }
         for (;;) {
             if (auto prio = q_.receive_until(out.payload, slice(until))) {
                 out.tag = static_cast<long>(*prio);
@@ -69,6 +82,7 @@ class mq_channel final : public channel {
     std::string name_;
     unsigned priority_;
     std::size_t max_ = 0;
+    std::chrono::nanoseconds spin_{0};
 };
 
 // mq_open ignores the attributes when the queue exists: a URL that asks for
@@ -108,6 +122,7 @@ std::unique_ptr<channel> open_mq_channel(const url& u, channel_role role,
         o.message_size = msgsize ? static_cast<long>(*msgsize) : std::max(lim.msgsize_default, 1L);
     }
     unsigned priority = static_cast<unsigned>(u.unsigned_param("priority").value_or(0));
+    const auto spin = o.read ? read_spin(u) : std::chrono::nanoseconds{0};  // before creating
 
     // A sender that starts before the receiver may wait for the queue to
     // appear, but only as long as the caller's open deadline allows.
@@ -115,7 +130,7 @@ std::unique_ptr<channel> open_mq_channel(const url& u, channel_role role,
         try {
             auto q = message_queue::open(u.path, o);
             check_geometry(q, maxmsg, u.unsigned_param("msgsize"), u.text);
-            return std::make_unique<mq_channel>(std::move(q), u.text, priority);
+            return std::make_unique<mq_channel>(std::move(q), u.text, priority, spin);
         } catch (const error& e) {
             if (e.code().value() != ENOENT || options.open_deadline.is_never() ||
                 options.open_deadline.expired())

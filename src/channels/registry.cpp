@@ -1,9 +1,12 @@
 // Maps each URL scheme to its transport. A scheme that parses but has no
 // factory here says so (ENOSYS) instead of failing obscurely.
 #include <array>
+#include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "channels/factories.hpp"
+#include "detail/syscall.hpp"
 #include "ipckit/error.hpp"
 
 namespace ipckit {
@@ -26,6 +29,21 @@ constexpr std::array transports{
 };
 
 }  // namespace
+
+namespace detail {
+
+std::chrono::nanoseconds read_spin(const url& u) {
+    constexpr std::uint64_t max_us = 1'000'000;
+    auto us = u.unsigned_param("spin_us");
+    if (!us) return default_read_spin;
+    if (*us > max_us)
+        throw_error(EINVAL, "open", u.text,
+                    "spin_us is " + std::to_string(*us) + ", at most " + std::to_string(max_us) +
+                        " (one second)");
+    return std::chrono::microseconds(*us);
+}
+
+}  // namespace detail
 
 std::unique_ptr<channel> open_channel(std::string_view text, channel_role role,
                                       const open_options& options) {

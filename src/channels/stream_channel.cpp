@@ -389,10 +389,15 @@ stream_channel::stream_channel(std::string name, unique_fd read_fd, unique_fd wr
                         " does not fit a frame header (at most " +
                         std::to_string(max_framed_message) + ")");
     if (options_.make_nonblocking) {
-        // The read end blocks: a receive without deadline is then one read(2),
-        // and one with a deadline polls first. The write end of a pipe/FIFO
-        // is O_NONBLOCK so sends honour deadlines.
-        if (read_fd_ >= 0) set_nonblocking(read_fd_, false);
+        if (options_.spin.count() > 0 && read_fd_ >= 0 && spinning_can_help())
+            spin_ = options_.spin;
+        // A spinning reader needs reads that never wait: a pipe/FIFO read
+        // end is then O_NONBLOCK (a socket reads with MSG_DONTWAIT). Else it
+        // blocks: a receive without deadline is then one read(2), and one
+        // with a deadline polls first. The write end of a pipe/FIFO is
+        // O_NONBLOCK so sends honour deadlines.
+        if (read_fd_ >= 0)
+            set_nonblocking(read_fd_, spin_.count() > 0 && read_kind_ != fd_kind::socket);
         if (write_fd_ >= 0) set_nonblocking(write_fd_, true);
     }
 }
@@ -404,6 +409,17 @@ stream_channel::stream_channel(std::string name, unique_fd fd, const stream_opti
     // One fd both ways: a socket stays blocking (sends use MSG_DONTWAIT);
     // anything else must be O_NONBLOCK for send deadlines to hold.
     if (options_.make_nonblocking) set_nonblocking(write_fd_, write_kind_ != fd_kind::socket);
+}
+
+io_outcome stream_channel::read_v(std::span<const ::iovec> bufs, const deadline& until,
+                                  std::size_t& got) {
+    if (spin_for(spin_, until, [&] {
+            auto n = read_now_v(read_fd_, bufs, read_kind_);
+            if (n) got = *n;
+            return n.has_value();
+        }))
+        return io_outcome::ok;
+    return read_some_v(read_fd_, bufs, until, name_, got, read_kind_, owned_timeouts());
 }
 
 stream_channel::~stream_channel() {
@@ -566,8 +582,8 @@ io_status stream_channel::fill(const deadline& until) {
         }
     }
     std::size_t got = 0;
-    auto span = std::as_writable_bytes(std::span(inbuf_.data() + in_end_, inbuf_.size() - in_end_));
-    auto r = read_some(read_fd_, span, until, name_, got, read_kind_, owned_timeouts());
+    const ::iovec one{inbuf_.data() + in_end_, inbuf_.size() - in_end_};
+    auto r = read_v(std::span(&one, 1), until, got);
     if (r != io_outcome::ok) return to_status(r);
     if (got == 0) {
         eof_ = true;
@@ -577,25 +593,20 @@ io_status stream_channel::fill(const deadline& until) {
     return io_status::ok;
 }
 
-// Puts a[0..na) then b[0..nb) in front of the `spill` bytes at the start of
-// inbuf_, which then holds all of them, in that order.
-void stream_channel::requeue_in_front(const char* a, std::size_t na, const char* b, std::size_t nb,
-                                      std::size_t spill) {
-    const std::size_t front = na + nb;
-    if (front + spill > inbuf_.size()) inbuf_.resize(front + spill);
-    if (front > 0) {
-        std::memmove(inbuf_.data() + front, inbuf_.data(), spill);
-        if (na > 0) std::memcpy(inbuf_.data(), a, na);
-        if (nb > 0) std::memcpy(inbuf_.data() + na, b, nb);
-    }
+// Hands a[0..na) then b[0..nb) back to the decoder: inbuf_ (empty until
+// now) holds them, in that order.
+void stream_channel::put_back(const char* a, std::size_t na, const char* b, std::size_t nb) {
+    if (na + nb > inbuf_.size()) inbuf_.resize(na + nb);
+    if (na > 0) std::memcpy(inbuf_.data(), a, na);
+    if (nb > 0) std::memcpy(inbuf_.data() + na, b, nb);
     in_begin_ = 0;
-    in_end_ = front + spill;
+    in_end_ = na + nb;
 }
 
 // Large messages without a copy: at a frame boundary with nothing buffered,
 // when the caller's buffer already holds a large message (a stream of
-// similar messages, the common case), one readv takes the next header, the
-// payload straight into that buffer and whatever follows into inbuf_.
+// similar messages, the common case), one readv takes the next header and
+// the payload straight into that buffer.
 // Returns the result when a whole message (or nothing but a timeout) came
 // back; nullopt hands what did arrive to the decoder and the normal path.
 std::optional<io_status> stream_channel::receive_into(message& out, const deadline& until) {
@@ -604,9 +615,11 @@ std::optional<io_status> stream_channel::receive_into(message& out, const deadli
     if (inbuf_.empty()) inbuf_.resize(kReadChunk);
     in_begin_ = in_end_ = 0;
     unsigned char hdr[frame_header_size];
-    const ::iovec iov[3] = {{hdr, sizeof hdr}, {buf.data(), guess}, {inbuf_.data(), inbuf_.size()}};
+    // Header and payload only: reading on into inbuf_ would save one read
+    // for the next header but copy what it caught of the next message twice.
+    const ::iovec iov[2] = {{hdr, sizeof hdr}, {buf.data(), guess}};
     std::size_t got = 0;
-    auto r = read_some_v(read_fd_, iov, until, name_, got, read_kind_, owned_timeouts());
+    auto r = read_v(iov, until, got);
     if (r != io_outcome::ok) return to_status(r);
     if (got == 0) {
         eof_ = true;
@@ -616,12 +629,10 @@ std::optional<io_status> stream_channel::receive_into(message& out, const deadli
         decoder_.feed(reinterpret_cast<const char*>(hdr), got);
         return std::nullopt;
     }
-    const std::size_t body = std::min(got - frame_header_size, guess);  // bytes now in buf
-    const std::size_t spill = got - frame_header_size - body;           // bytes in inbuf_
+    const std::size_t body = got - frame_header_size;  // bytes now in buf
     if (decode_frame_header(hdr) == chunk_marker) {
         // A chunk record, not a frame: all of it goes back to the decoder.
-        requeue_in_front(reinterpret_cast<const char*>(hdr), frame_header_size, buf.data(), body,
-                         spill);
+        put_back(reinterpret_cast<const char*>(hdr), frame_header_size, buf.data(), body);
         buf.clear();
         return std::nullopt;
     }
@@ -629,7 +640,6 @@ std::optional<io_status> stream_channel::receive_into(message& out, const deadli
         // The header goes to the decoder, which throws EMSGSIZE now and on
         // every later receive, as on the normal path: the stream cannot be
         // resynchronised, and reading on would take payload bytes for a header.
-        in_end_ = spill;
         decoder_.feed(reinterpret_cast<const char*>(hdr), frame_header_size);
     }
     const std::size_t n = decoder_.checked_length(hdr);
@@ -637,12 +647,10 @@ std::optional<io_status> stream_channel::receive_into(message& out, const deadli
         // Longer than the guess, or not all here yet: the decoder goes on.
         buf.resize(body);
         decoder_.adopt_payload(buf, n);
-        in_end_ = spill;
         return std::nullopt;
     }
-    // The message is complete. Bytes past it in buf start the next frames:
-    // they go in front of the spill.
-    requeue_in_front(nullptr, 0, buf.data() + n, body - n, spill);
+    // The message is complete. Bytes past it in buf start the next frames.
+    put_back(nullptr, 0, buf.data() + n, body - n);
     buf.resize(n);
     return io_status::ok;
 }
@@ -676,8 +684,8 @@ io_status stream_channel::receive(message& out, const deadline& until) {
             std::size_t want = std::min(missing, kDirectChunk);
             buf.resize(old + want);
             std::size_t got = 0;
-            auto span = std::as_writable_bytes(std::span(buf.data() + old, want));
-            auto r = read_some(read_fd_, span, until, name_, got, read_kind_, owned_timeouts());
+            const ::iovec one{buf.data() + old, want};
+            auto r = read_v(std::span(&one, 1), until, got);
             buf.resize(old + got);
             if (r != io_outcome::ok) return to_status(r);
             if (got == 0) {

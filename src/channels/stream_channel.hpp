@@ -139,9 +139,10 @@ class frame_decoder {
 struct stream_options {
     framing frame = framing::length;
     std::size_t max_message = default_max_message;
-    /// Let the channel set the fds' modes: read end blocking, write end
-    /// O_NONBLOCK (a socket stays blocking and sends with MSG_DONTWAIT). Off
-    /// for stdio, whose file descriptions are shared with the terminal.
+    /// Let the channel set the fds' modes: write end O_NONBLOCK, read end
+    /// blocking unless the receive spins (see spin); a socket stays blocking
+    /// and waits under SO_RCVTIMEO / SO_SNDTIMEO. Off for stdio, whose file
+    /// descriptions are shared with the terminal.
     bool make_nonblocking = true;
     /// Pipes and FIFOs shared by several writers, framing::length: a frame
     /// larger than PIPE_BUF is sent as chunk records (see chunk_header), so
@@ -160,6 +161,13 @@ struct stream_options {
     /// while the peer takes bytes; a peer that takes none for this long gets
     /// it torn (see stream_channel::finish_frame).
     std::chrono::milliseconds stall_limit = std::chrono::seconds(10);
+    /// A receive that finds nothing keeps trying this long before it sleeps
+    /// (0: sleep at once). Waking a sleeping reader costs the writer far more
+    /// than a few reads that find nothing, and a reader that sleeps after
+    /// every message is woken once per message. Only where the channel owns
+    /// the read end's mode (make_nonblocking) and the thread may run on two
+    /// CPUs or more.
+    std::chrono::nanoseconds spin = default_read_spin;
 };
 
 /// A channel over a read fd and a write fd (either may be absent, or both the
@@ -195,11 +203,12 @@ class stream_channel final : public channel {
 
   private:
     io_status fill(const deadline& until);
+    // read_some_v, after spinning on reads that never wait (options_.spin).
+    io_outcome read_v(std::span<const ::iovec> bufs, const deadline& until, std::size_t& got);
     std::optional<io_status> receive_into(message& out, const deadline& until);
     io_status send_chunked(std::string_view payload, const deadline& until);
     io_outcome finish_frame(std::span<const std::byte> first, std::span<const std::byte> second);
-    void requeue_in_front(const char* a, std::size_t na, const char* b, std::size_t nb,
-                          std::size_t spill);
+    void put_back(const char* a, std::size_t na, const char* b, std::size_t nb);
 
     std::string name_;
     stream_options options_;
@@ -208,7 +217,8 @@ class stream_channel final : public channel {
     int write_fd_ = -1;
     fd_kind read_kind_ = fd_kind::unknown;
     fd_kind write_kind_ = fd_kind::unknown;
-    socket_timeouts timeouts_;  // what SO_RCVTIMEO / SO_SNDTIMEO the socket has now
+    std::chrono::nanoseconds spin_{0};  // options_.spin where spinning is possible
+    socket_timeouts timeouts_;          // what SO_RCVTIMEO / SO_SNDTIMEO the socket has now
     // Socket timeouts are set only on descriptors whose modes the channel
     // owns: a socket inherited as stdio is shared with other processes.
     socket_timeouts* owned_timeouts() noexcept {

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -101,8 +102,11 @@ io_outcome write_all2(int fd, std::span<const std::byte> first, std::span<const 
                       const deadline& until, std::string_view object, std::size_t* written,
                       fd_kind kind, socket_timeouts* timeouts) {
     const bool sock = (kind == fd_kind::unknown ? kind_of(fd) : kind) == fd_kind::socket;
-    // After a full socket: wait inside a blocking send (see socket_timeouts).
-    bool blocking_send = false;
+    // A socket whose owner keeps its timeouts sends blocking under
+    // SO_SNDTIMEO (see socket_timeouts): MSG_DONTWAIT first would cost a
+    // second sendmsg for every message of a stream that keeps it full. Only
+    // a deadline already passed (a try) never blocks.
+    bool blocking_send = sock && timeouts != nullptr && !until.expired();
     const std::size_t total = first.size() + second.size();
     std::size_t done = 0;
     auto report = [&](io_outcome o) {
@@ -114,7 +118,8 @@ io_outcome write_all2(int fd, std::span<const std::byte> first, std::span<const 
         int count = 0;
         if (done < first.size()) {
             iov[count++] = {const_cast<std::byte*>(first.data() + done), first.size() - done};
-            iov[count++] = {const_cast<std::byte*>(second.data()), second.size()};
+            if (!second.empty())
+                iov[count++] = {const_cast<std::byte*>(second.data()), second.size()};
         } else {
             std::size_t off = done - first.size();
             iov[count++] = {const_cast<std::byte*>(second.data() + off), second.size() - off};
@@ -132,7 +137,8 @@ io_outcome write_all2(int fd, std::span<const std::byte> first, std::span<const 
             n = ::sendmsg(fd, &mh, blocking_send ? MSG_NOSIGNAL : MSG_NOSIGNAL | MSG_DONTWAIT);
         } else {
             sigpipe_guard guard;
-            n = ::writev(fd, iov, count);
+            n = count == 1 ? ::write(fd, iov[0].iov_base, iov[0].iov_len)
+                           : ::writev(fd, iov, count);
             guard.after_write(n, iov[0].iov_len + (count > 1 ? iov[1].iov_len : 0));
         }
         if (n >= 0) {
@@ -220,6 +226,30 @@ io_outcome read_some_v(int fd, std::span<const ::iovec> bufs, const deadline& un
         auto w = wait_readable(fd, until, object);
         if (w != io_outcome::ok) return w;
     }
+}
+
+std::optional<std::size_t> read_now_v(int fd, std::span<const ::iovec> bufs,
+                                      fd_kind kind) noexcept {
+    ssize_t n;
+    if (kind == fd_kind::socket) {
+        msghdr mh{};
+        mh.msg_iov = const_cast<::iovec*>(bufs.data());
+        mh.msg_iovlen = bufs.size();
+        n = ::recvmsg(fd, &mh, MSG_DONTWAIT);
+    } else {
+        n = bufs.size() == 1 ? ::read(fd, bufs[0].iov_base, bufs[0].iov_len)
+                             : ::readv(fd, bufs.data(), static_cast<int>(bufs.size()));
+    }
+    if (n >= 0) return static_cast<std::size_t>(n);
+    if (errno == ECONNRESET) return 0;
+    return std::nullopt;
+}
+
+bool spinning_can_help() noexcept {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (::sched_getaffinity(0, sizeof set, &set) != 0) return false;
+    return CPU_COUNT(&set) >= 2;
 }
 
 io_outcome read_exact(int fd, std::span<std::byte> buf, const deadline& until,

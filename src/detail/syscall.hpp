@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cerrno>
+#include <chrono>
 #include <cstddef>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -54,11 +56,11 @@ struct socket_timeouts {
     long long send_us = 0;
 };
 
-/// Writes all of buf, looping over partial writes and EAGAIN. Sockets get
-/// send(MSG_NOSIGNAL | MSG_DONTWAIT) first, so even a blocking socket honours
-/// the deadline; when the socket is full, a blocking socket whose owner
-/// passes `timeouts` waits in a blocking send under SO_SNDTIMEO, anything
-/// else polls for POLLOUT. Other fds get write() under a sigpipe_guard (make
+/// Writes all of buf, looping over partial writes and EAGAIN. A blocking
+/// socket whose owner passes `timeouts` sends blocking under SO_SNDTIMEO (no
+/// longer than the deadline; a deadline already passed sends MSG_DONTWAIT);
+/// other sockets send MSG_NOSIGNAL | MSG_DONTWAIT and poll for POLLOUT when
+/// full, so even a blocking socket honours the deadline. Other fds get write() under a sigpipe_guard (make
 /// them O_NONBLOCK for deadlines to apply). EPIPE / ECONNRESET are reported
 /// as closed, never as SIGPIPE. On timed_out, *written (if given) tells how
 /// much went out.
@@ -92,6 +94,45 @@ io_outcome read_some(int fd, std::span<std::byte> buf, const deadline& until,
 io_outcome read_some_v(int fd, std::span<const ::iovec> bufs, const deadline& until,
                        std::string_view object, std::size_t& got, fd_kind kind = fd_kind::unknown,
                        socket_timeouts* timeouts = nullptr);
+
+/// One read that never waits, for a reader that busy-polls briefly before it
+/// sleeps: recvmsg(MSG_DONTWAIT) on a socket, readv on any other fd, which
+/// must be O_NONBLOCK. The bytes read (0 is EOF; so is ECONNRESET), or
+/// nullopt when nothing is there yet or the read failed: the caller's
+/// waiting read then meets the error again and reports it.
+std::optional<std::size_t> read_now_v(int fd, std::span<const ::iovec> bufs, fd_kind kind) noexcept;
+
+/// Whether busy-polling can pay off: this thread may run on at least two
+/// CPUs, so the peer it waits for can run meanwhile.
+bool spinning_can_help() noexcept;
+
+/// How long a stream or queue receive that finds nothing busy-polls before
+/// it sleeps, unless the URL says otherwise (spin_us=). Longer than a reply
+/// or the next message of a stream takes to come, far shorter than the time
+/// slice a sleeping reader gives up.
+inline constexpr std::chrono::nanoseconds default_read_spin = std::chrono::microseconds(10);
+
+/// Calls attempt() (true: done) until it succeeds or `spin` has passed (never
+/// past `until`), pausing a little between calls so that a reader trying an
+/// empty pipe does not keep its lock from the writer. False if nothing came.
+template <class Attempt>
+bool spin_for(std::chrono::nanoseconds spin, const deadline& until, Attempt&& attempt) {
+    if (spin.count() <= 0 || until.expired()) return false;
+    using clock = std::chrono::steady_clock;
+    constexpr std::chrono::nanoseconds gap{250};
+    const auto start = clock::now();
+    const auto stop = until.is_never() ? start + spin : std::min(start + spin, until.when());
+    for (;;) {
+        if (attempt()) return true;
+        const auto t = clock::now();
+        if (t >= stop) return false;
+        while (clock::now() < t + gap) {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        }
+    }
+}
 
 /// A kernel setting from /proc (e.g. "/proc/sys/kernel/msgmni"); -1 when it
 /// cannot be read.

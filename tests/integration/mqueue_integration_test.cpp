@@ -1,5 +1,8 @@
 // Message queues across real processes: the library API and the mq: / sysvmq:
 // channels, including a queue removed while its receiver waits.
+#include <fcntl.h>
+#include <mqueue.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -161,6 +164,55 @@ TEST(MqueueChannel, RemovedQueueReadsClosedWhileWaiting) {
     auto st = remover.wait();
     ASSERT_TRUE(st);
     EXPECT_TRUE(st->success());
+}
+
+// A spinning receiver tries its queue without waiting first (its own
+// descriptor is O_NONBLOCK), then still waits for a sender, with the
+// priority; spin_us=0 leaves the descriptor blocking; a spin past one second
+// is refused before any queue is made.
+TEST(MqueueChannel, SpinningReceiverStillWaitsAndSpinIsBounded) {
+    std::string name = qname();
+    mq_remover rm(name);
+    auto nonblocking = [](const channel& ch) {
+        mq_attr a{};
+        return ::mq_getattr(ch.poll_fd(), &a) == 0 && (a.mq_flags & O_NONBLOCK) != 0;
+    };
+    cpu_set_t cpus;
+    CPU_ZERO(&cpus);
+    const bool two_cpus = ::sched_getaffinity(0, sizeof cpus, &cpus) == 0 && CPU_COUNT(&cpus) >= 2;
+    auto rx =
+        open_channel("mq:" + name + "?maxmsg=2&msgsize=16&spin_us=500", channel_role::receiver);
+    EXPECT_EQ(nonblocking(*rx), two_cpus);
+    test::forked_child sender([&] {
+        std::this_thread::sleep_for(50ms);  // long after the spin: the receiver waits
+        auto tx = open_channel("mq:" + name, channel_role::sender);
+        return tx->send("late", deadline::after(10s), 7) == io_status::ok ? 0 : 1;
+    });
+    message m;
+    ASSERT_EQ(rx->receive(m, deadline::after(10s)), io_status::ok);
+    EXPECT_EQ(m.payload, "late");
+    EXPECT_EQ(m.tag, 7);
+    EXPECT_EQ(rx->receive(m, deadline::after(20ms)), io_status::timed_out);
+    auto st = sender.wait(20s);
+    ASSERT_TRUE(st);
+    EXPECT_TRUE(st->success()) << st->describe();
+    rx.reset();
+
+    std::string other = qname();
+    mq_remover rm_other(other);
+    auto still = open_channel("mq:" + other + "?spin_us=0", channel_role::receiver);
+    EXPECT_FALSE(nonblocking(*still));
+    still.reset();
+    ASSERT_TRUE(message_queue::remove(other));
+
+    try {
+        open_channel("mq:" + other + "?spin_us=1000001", channel_role::receiver);
+        ADD_FAILURE() << "spin_us=1000001 accepted";
+    } catch (const ipckit::error& e) {
+        EXPECT_EQ(e.code().value(), EINVAL);
+        EXPECT_NE(std::string(e.what()).find("spin_us"), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(message_queue::remove(other)) << "a refused URL created the queue";
 }
 
 TEST(SysvMqChannel, TypesAcrossProcesses) {

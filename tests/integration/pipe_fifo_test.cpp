@@ -115,6 +115,104 @@ using test::umask_guard;
 
 }  // namespace
 
+// ---- busy-polling receive -------------------------------------------------------------------
+
+bool read_end_is_nonblocking(const channel& ch) {
+    const int flags = ::fcntl(ch.poll_fd(), F_GETFL);
+    return flags >= 0 && (flags & O_NONBLOCK) != 0;
+}
+
+int cpus_allowed() {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    return ::sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+}
+
+// A spinning reader needs reads that never wait, so its read end is
+// O_NONBLOCK; spin_us=0, or a process confined to one CPU (where spinning
+// only delays the writer it waits for), keeps the blocking read.
+TEST(SpinningReceive, ReadEndIsNonBlockingOnlyWhenTheReceiverSpins) {
+    if (cpus_allowed() < 2) GTEST_SKIP() << "needs two CPUs";
+    std::string path = test::unique_path("ipckit-fifo-spin");
+    fifo_remover rm(path);
+    {
+        auto spinning = open_channel("fifo:" + path, channel_role::receiver);
+        EXPECT_TRUE(read_end_is_nonblocking(*spinning));
+    }
+    {
+        auto still = open_channel("fifo:" + path + "?spin_us=0", channel_role::receiver);
+        EXPECT_FALSE(read_end_is_nonblocking(*still));
+    }
+    test::forked_child one_cpu([&] {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(sched_getcpu(), &set);
+        if (::sched_setaffinity(0, sizeof set, &set) != 0) return 10;
+        auto ch = open_channel("fifo:" + path, channel_role::receiver);
+        return read_end_is_nonblocking(*ch) ? 1 : 0;
+    });
+    auto st = one_cpu.wait(20s);
+    ASSERT_TRUE(st);
+    EXPECT_TRUE(st->success()) << st->describe();
+}
+
+// The spin never outlasts the caller's deadline, and whatever arrives while
+// it spins (a message, or EOF) is what the receive returns.
+TEST(SpinningReceive, DeadlineMessagesAndEofWinOverTheSpin) {
+    std::string path = test::unique_path("ipckit-fifo-spin");
+    fifo_remover rm(path);
+    auto reader = open_channel("fifo:" + path + "?spin_us=1000000", channel_role::receiver);
+    message m;
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(reader->receive(m, deadline::after(30ms)), io_status::timed_out);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 900ms) << "the 1 s spin ignored the deadline";
+    EXPECT_EQ(reader->receive(m, deadline::immediate()), io_status::timed_out);
+
+    test::forked_child writer([&] {
+        (void)reader.release();  // the parent's; its cleanup is not ours to run
+        open_options o;
+        o.open_deadline = deadline::after(10s);
+        auto w = open_channel("fifo:" + path, channel_role::sender, o);
+        std::this_thread::sleep_for(20ms);  // the reader is spinning by now
+        return w->send("during the spin", deadline::after(10s)) == io_status::ok ? 0 : 1;
+    });
+    ASSERT_EQ(reader->receive(m, deadline::after(10s)), io_status::ok);
+    EXPECT_EQ(m.payload, "during the spin");
+    auto st = writer.wait(20s);
+    ASSERT_TRUE(st);
+    EXPECT_TRUE(st->success()) << st->describe();
+
+    // EOF met by a read that does not wait: the pipe's writer goes away.
+    auto pc = make_pipe_channels();
+    test::forked_child closer([&] {
+        pc.reader.reset();
+        std::this_thread::sleep_for(5ms);
+        return pc.writer->send("last", deadline::after(10s)) == io_status::ok ? 0 : 1;
+    });
+    pc.writer.reset();
+    ASSERT_EQ(pc.reader->receive(m, deadline::after(10s)), io_status::ok);
+    EXPECT_EQ(m.payload, "last");
+    EXPECT_EQ(pc.reader->receive(m, deadline::after(10s)), io_status::closed);
+    st = closer.wait(20s);
+    ASSERT_TRUE(st);
+    EXPECT_TRUE(st->success()) << st->describe();
+}
+
+TEST(SpinningReceive, SpinLongerThanOneSecondIsRefused) {
+    std::string path = test::unique_path("ipckit-fifo-spin");
+    fifo_remover rm(path);
+    std::string what;
+    EXPECT_EQ(
+        error_code_of(
+            [&] { open_channel("fifo:" + path + "?spin_us=1000001", channel_role::receiver); },
+            &what),
+        EINVAL);
+    EXPECT_NE(what.find("spin_us"), std::string::npos) << what;
+    EXPECT_NE(what.find("at most 1000000"), std::string::npos) << what;
+    struct stat st {};
+    EXPECT_NE(::lstat(path.c_str(), &st), 0) << "a refused URL left a FIFO behind";
+}
+
 // ---- parent / child --------------------------------------------------------------------------
 
 TEST(PipeIntegration, ParentToChildFramedMessagesThenEof) {

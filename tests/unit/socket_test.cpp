@@ -433,6 +433,11 @@ TEST(SocketChannel, BadInput) {
     EXPECT_EQ(
         errno_of([] { open_channel("unix:/tmp/x?type=dgram&frame=line", channel_role::receiver); }),
         EINVAL);
+    // A datagram receive waits in the kernel at once: nothing to spin.
+    EXPECT_EQ(errno_of([] {
+                  open_channel("unix:/tmp/x?type=seqpacket&spin_us=5", channel_role::receiver);
+              }),
+              EINVAL);
     EXPECT_THROW(open_channel("unix:/tmp/x?type=bogus", channel_role::receiver),
                  std::invalid_argument);
     auto msg =

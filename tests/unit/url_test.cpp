@@ -245,6 +245,8 @@ TEST(UrlOptions, OptionThatDoesNotApplyToTheScheme) {
     expect_points_at("tcp://h:1?mode=0600", "mode", "does not apply to tcp:");
     expect_points_at("udp://h:1?frame=raw", "frame", "does not apply to udp:");
     expect_points_at("shm:/r?maxmsg=3", "maxmsg", "does not apply to shm:");
+    expect_points_at("udp://h:1?spin_us=5", "spin_us", "does not apply to udp:");
+    expect_points_at("shm:/r?spin_us=5", "spin_us", "does not apply to shm:");
 }
 
 TEST(UrlOptions, RepeatedOption) {
@@ -264,6 +266,7 @@ TEST(UrlOptions, BadValuesPointAtTheValue) {
     expect_points_at("mq:/q?maxmsg=-1", "-1", "non-negative integer");
     expect_points_at("tcp://h:1?nodelay=yes", "yes", "must be 0, 1, true or false");
     expect_points_at("shm:/r?capacity=", "", "capacity must be a positive size");
+    expect_points_at("tcp://h:1?spin_us=5us", "5us", "non-negative integer");
 }
 
 TEST(UrlOptions, MalformedQuery) {
