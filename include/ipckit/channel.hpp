@@ -92,10 +92,11 @@ std::unique_ptr<channel> open_channel(std::string_view url, channel_role role,
 
 /// A framed channel over descriptors you already have: an inherited pipe end,
 /// a socketpair end (pass it as read_fd and leave write_fd empty to use it
-/// both ways), a connected stream socket. The channel owns the fds and sets
-/// their modes: a pipe's write end O_NONBLOCK, and its read end too while
-/// the receive busy-polls (as every stream receive does for 10 us before it
-/// sleeps, when the process may use two CPUs or more). With framing::length, max_message must fit the
+/// both ways), a connected stream socket. The channel owns the fds and puts
+/// them in O_NONBLOCK mode (a read-only fd stays blocking when a write fd
+/// is given too). A receive busy-polls for 10 us before it sleeps, when the
+/// process may use two CPUs or more, with reads that never wait whatever
+/// the fd's mode. With framing::length, max_message must fit the
 /// 4-byte frame header: above 2^32-2 it throws ipckit::error(EINVAL) (as
 /// does make_pipe_channels).
 std::unique_ptr<channel> make_fd_channel(std::string name, unique_fd read_fd, unique_fd write_fd,

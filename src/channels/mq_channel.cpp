@@ -24,12 +24,10 @@ class mq_channel final : public channel {
     mq_channel(message_queue q, std::string name, unsigned priority, std::chrono::nanoseconds spin)
         : q_(std::move(q)), name_(std::move(name)), priority_(priority) {
         max_ = static_cast<std::size_t>(q_.attributes().message_size);
-        // A receiver that busy-polls first tries the queue without waiting:
-        // its own descriptor turns O_NONBLOCK (waits then poll, see run_until).
-        if (spin.count() > 0 && spinning_can_help()) {
-            q_.set_nonblocking(true);
-            spin_ = spin;
-        }
+        // A receiver that busy-polls tries the queue with a deadline already
+        // passed, which returns at once whatever the descriptor's O_NONBLOCK
+        // (a flag of the open description, shared after fork).
+        if (spin.count() > 0 && spinning_can_help()) spin_ = spin;
     }
 
     io_status send(std::string_view payload, const deadline& until,
@@ -50,9 +48,13 @@ class mq_channel final : public channel {
     }
 
     io_status receive(message& out, const deadline& until) override {
+        // Tries land in spin_buf_: a failed one clears its buffer, and
+        // out.payload keeps the size that lets the waiting receive below
+        // take the message straight into it.
         std::optional<unsigned> spun;
         if (spin_for(spin_, until,
-                     [&] { return (spun = q_.try_receive(out.payload)).has_value(); })) {
+                     [&] { return (spun = q_.try_receive(spin_buf_)).has_value(); })) {
+            std::swap(out.payload, spin_buf_);
             out.tag = static_cast<long>(*spun);
             return io_status::ok;
         }
@@ -83,6 +85,7 @@ class mq_channel final : public channel {
     unsigned priority_;
     std::size_t max_ = 0;
     std::chrono::nanoseconds spin_{0};
+    std::string spin_buf_;
 };
 
 // mq_open ignores the attributes when the queue exists: a URL that asks for

@@ -244,7 +244,6 @@ std::unique_ptr<channel> open_unix_channel(const url& u, channel_role role, cons
     cfg.max = u.max_message(default_max_message);
     cfg.stream.frame = u.frame(framing::length);
     cfg.stream.max_message = cfg.max;
-    cfg.stream.spin = read_spin(u);
     if (cfg.type != socket_type::stream && u.param("frame"))
         throw_error(EINVAL, "open", u.text,
                     "frame= applies to type=stream only: " + std::string(to_string(cfg.type)) +
@@ -253,6 +252,7 @@ std::unique_ptr<channel> open_unix_channel(const url& u, channel_role role, cons
         throw_error(EINVAL, "open", u.text,
                     "spin_us= applies to type=stream only (a " + std::string(to_string(cfg.type)) +
                         " receive waits in the kernel at once)");
+    cfg.stream.spin = read_spin(u);
     const bool serve_all = flag(u, "all");
     if (listens(role, o)) {
         unix_listen_options lo;

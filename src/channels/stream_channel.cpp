@@ -388,16 +388,15 @@ stream_channel::stream_channel(std::string name, unique_fd read_fd, unique_fd wr
                     "max_message " + std::to_string(options_.max_message) +
                         " does not fit a frame header (at most " +
                         std::to_string(max_framed_message) + ")");
+    try_read_ = try_read_method_for(read_kind_);
     if (options_.make_nonblocking) {
         if (options_.spin.count() > 0 && read_fd_ >= 0 && spinning_can_help())
             spin_ = options_.spin;
-        // A spinning reader needs reads that never wait: a pipe/FIFO read
-        // end is then O_NONBLOCK (a socket reads with MSG_DONTWAIT). Else it
-        // blocks: a receive without deadline is then one read(2), and one
-        // with a deadline polls first. The write end of a pipe/FIFO is
-        // O_NONBLOCK so sends honour deadlines.
-        if (read_fd_ >= 0)
-            set_nonblocking(read_fd_, spin_.count() > 0 && read_kind_ != fd_kind::socket);
+        // The read end blocks: a receive without deadline is then one read(2),
+        // and one with a deadline polls first (or waits under SO_RCVTIMEO); a
+        // spinning receive tries it without waiting first (try_read_method).
+        // The write end of a pipe/FIFO is O_NONBLOCK so sends honour deadlines.
+        if (read_fd_ >= 0) set_nonblocking(read_fd_, false);
         if (write_fd_ >= 0) set_nonblocking(write_fd_, true);
     }
 }
@@ -406,15 +405,16 @@ stream_channel::stream_channel(std::string name, unique_fd fd, const stream_opti
     : stream_channel(std::move(name), std::move(fd), unique_fd{}, options) {
     write_fd_ = read_fd_;
     write_kind_ = kind_of(write_fd_);
-    // One fd both ways: a socket stays blocking (sends use MSG_DONTWAIT);
-    // anything else must be O_NONBLOCK for send deadlines to hold.
+    // One fd both ways: a socket stays blocking (waits under SO_RCVTIMEO /
+    // SO_SNDTIMEO); anything else must be O_NONBLOCK for send deadlines to
+    // hold (and is then read without waiting anyway).
     if (options_.make_nonblocking) set_nonblocking(write_fd_, write_kind_ != fd_kind::socket);
 }
 
 io_outcome stream_channel::read_v(std::span<const ::iovec> bufs, const deadline& until,
                                   std::size_t& got) {
     if (spin_for(spin_, until, [&] {
-            auto n = read_now_v(read_fd_, bufs, read_kind_);
+            auto n = read_now_v(read_fd_, bufs, try_read_, name_);
             if (n) got = *n;
             return n.has_value();
         }))

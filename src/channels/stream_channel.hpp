@@ -139,10 +139,10 @@ class frame_decoder {
 struct stream_options {
     framing frame = framing::length;
     std::size_t max_message = default_max_message;
-    /// Let the channel set the fds' modes: write end O_NONBLOCK, read end
-    /// blocking unless the receive spins (see spin); a socket stays blocking
-    /// and waits under SO_RCVTIMEO / SO_SNDTIMEO. Off for stdio, whose file
-    /// descriptions are shared with the terminal.
+    /// Let the channel set the fds' modes: read end blocking, write end
+    /// O_NONBLOCK (a socket stays blocking and waits under SO_RCVTIMEO /
+    /// SO_SNDTIMEO). Off for stdio, whose file descriptions are shared with
+    /// the terminal.
     bool make_nonblocking = true;
     /// Pipes and FIFOs shared by several writers, framing::length: a frame
     /// larger than PIPE_BUF is sent as chunk records (see chunk_header), so
@@ -165,8 +165,8 @@ struct stream_options {
     /// (0: sleep at once). Waking a sleeping reader costs the writer far more
     /// than a few reads that find nothing, and a reader that sleeps after
     /// every message is woken once per message. Only where the channel owns
-    /// the read end's mode (make_nonblocking) and the thread may run on two
-    /// CPUs or more.
+    /// the read end's mode (make_nonblocking) and the thread that opens the
+    /// channel may run on two CPUs or more.
     std::chrono::nanoseconds spin = default_read_spin;
 };
 
@@ -218,7 +218,8 @@ class stream_channel final : public channel {
     fd_kind read_kind_ = fd_kind::unknown;
     fd_kind write_kind_ = fd_kind::unknown;
     std::chrono::nanoseconds spin_{0};  // options_.spin where spinning is possible
-    socket_timeouts timeouts_;          // what SO_RCVTIMEO / SO_SNDTIMEO the socket has now
+    try_read_method try_read_ = try_read_method::poll_then_read;
+    socket_timeouts timeouts_;  // what SO_RCVTIMEO / SO_SNDTIMEO the socket has now
     // Socket timeouts are set only on descriptors whose modes the channel
     // owns: a socket inherited as stdio is shared with other processes.
     socket_timeouts* owned_timeouts() noexcept {

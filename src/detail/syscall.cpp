@@ -228,21 +228,49 @@ io_outcome read_some_v(int fd, std::span<const ::iovec> bufs, const deadline& un
     }
 }
 
+try_read_method try_read_method_for(fd_kind kind) noexcept {
+    if (kind == fd_kind::socket) return try_read_method::socket_dontwait;
+    if (kind == fd_kind::pipe) return try_read_method::rwf_nowait;
+    return try_read_method::poll_then_read;
+}
+
 std::optional<std::size_t> read_now_v(int fd, std::span<const ::iovec> bufs,
-                                      fd_kind kind) noexcept {
-    ssize_t n;
-    if (kind == fd_kind::socket) {
-        msghdr mh{};
-        mh.msg_iov = const_cast<::iovec*>(bufs.data());
-        mh.msg_iovlen = bufs.size();
-        n = ::recvmsg(fd, &mh, MSG_DONTWAIT);
-    } else {
-        n = bufs.size() == 1 ? ::read(fd, bufs[0].iov_base, bufs[0].iov_len)
-                             : ::readv(fd, bufs.data(), static_cast<int>(bufs.size()));
+                                      try_read_method& method, std::string_view object) {
+    const int count = static_cast<int>(bufs.size());
+    ssize_t n = -1;
+    switch (method) {
+        case try_read_method::socket_dontwait: {
+            msghdr mh{};
+            mh.msg_iov = const_cast<::iovec*>(bufs.data());
+            mh.msg_iovlen = bufs.size();
+            n = ::recvmsg(fd, &mh, MSG_DONTWAIT);
+            break;
+        }
+        case try_read_method::rwf_nowait:
+            n = ::preadv2(fd, bufs.data(), count, -1, RWF_NOWAIT);
+            if (n < 0 && errno == EOPNOTSUPP) {  // a FIFO: no RWF_NOWAIT there
+                method = try_read_method::poll_then_read;
+                return read_now_v(fd, bufs, method, object);
+            }
+            break;
+        case try_read_method::poll_then_read: {
+            pollfd p{fd, POLLIN, 0};
+            const int r = ::poll(&p, 1, 0);
+            if (r < 0 && errno != EINTR) throw_errno("poll", object);
+            if (r <= 0) return std::nullopt;
+            if (p.revents & POLLNVAL) throw_error(EBADF, "poll", object);
+            // Readable (or hung up: the read returns 0), so it cannot wait,
+            // unless another reader of the same pipe takes the bytes first,
+            // as after any poll.
+            n = count == 1 ? ::read(fd, bufs[0].iov_base, bufs[0].iov_len)
+                           : ::readv(fd, bufs.data(), count);
+            break;
+        }
     }
     if (n >= 0) return static_cast<std::size_t>(n);
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return std::nullopt;
     if (errno == ECONNRESET) return 0;
-    return std::nullopt;
+    throw_errno("read", object);
 }
 
 bool spinning_can_help() noexcept {

@@ -60,10 +60,9 @@ struct socket_timeouts {
 /// socket whose owner passes `timeouts` sends blocking under SO_SNDTIMEO (no
 /// longer than the deadline; a deadline already passed sends MSG_DONTWAIT);
 /// other sockets send MSG_NOSIGNAL | MSG_DONTWAIT and poll for POLLOUT when
-/// full, so even a blocking socket honours the deadline. Other fds get write() under a sigpipe_guard (make
-/// them O_NONBLOCK for deadlines to apply). EPIPE / ECONNRESET are reported
-/// as closed, never as SIGPIPE. On timed_out, *written (if given) tells how
-/// much went out.
+/// full, so even a blocking socket honours the deadline. Other fds get write() under a
+/// sigpipe_guard (make them O_NONBLOCK for deadlines to apply). EPIPE / ECONNRESET are reported as
+/// closed, never as SIGPIPE. On timed_out, *written (if given) tells how much went out.
 io_outcome write_all(int fd, std::span<const std::byte> buf, const deadline& until,
                      std::string_view object, std::size_t* written = nullptr,
                      fd_kind kind = fd_kind::unknown, socket_timeouts* timeouts = nullptr);
@@ -95,12 +94,24 @@ io_outcome read_some_v(int fd, std::span<const ::iovec> bufs, const deadline& un
                        std::string_view object, std::size_t& got, fd_kind kind = fd_kind::unknown,
                        socket_timeouts* timeouts = nullptr);
 
-/// One read that never waits, for a reader that busy-polls briefly before it
-/// sleeps: recvmsg(MSG_DONTWAIT) on a socket, readv on any other fd, which
-/// must be O_NONBLOCK. The bytes read (0 is EOF; so is ECONNRESET), or
-/// nullopt when nothing is there yet or the read failed: the caller's
-/// waiting read then meets the error again and reports it.
-std::optional<std::size_t> read_now_v(int fd, std::span<const ::iovec> bufs, fd_kind kind) noexcept;
+/// How a busy-polling reader tries an fd without waiting. Never through
+/// the fd's O_NONBLOCK flag: it belongs to a file description that others
+/// may share and change (a read that was to return at once would then block
+/// past every deadline), and setting it would leak into them.
+enum class try_read_method {
+    socket_dontwait,  // recvmsg(MSG_DONTWAIT)
+    rwf_nowait,       // preadv2(RWF_NOWAIT): anonymous pipes
+    poll_then_read,   // poll(0), then read what it reports: FIFOs
+};
+try_read_method try_read_method_for(fd_kind kind) noexcept;
+
+/// One read that does not wait: the bytes read (0 is EOF, as ECONNRESET
+/// is), or nullopt when nothing is there yet. A real error throws
+/// ipckit::error now: a socket's pending error is cleared by the read that
+/// returns it, so a later read would not see it again. `method` turns from
+/// rwf_nowait to poll_then_read where the kernel refuses RWF_NOWAIT.
+std::optional<std::size_t> read_now_v(int fd, std::span<const ::iovec> bufs,
+                                      try_read_method& method, std::string_view object);
 
 /// Whether busy-polling can pay off: this thread may run on at least two
 /// CPUs, so the peer it waits for can run meanwhile.
