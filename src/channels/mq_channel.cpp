@@ -27,7 +27,7 @@ class mq_channel final : public channel {
         // A receiver that busy-polls tries the queue with a deadline already
         // passed, which returns at once whatever the descriptor's O_NONBLOCK
         // (a flag of the open description, shared after fork).
-        if (spin.count() > 0 && spinning_can_help()) spin_ = spin;
+        if (spin.count() > 0 && spinning_can_help()) spin_ = adaptive_spin(spin);
     }
 
     io_status send(std::string_view payload, const deadline& until,
@@ -52,8 +52,7 @@ class mq_channel final : public channel {
         // out.payload keeps the size that lets the waiting receive below
         // take the message straight into it.
         std::optional<unsigned> spun;
-        if (spin_for(spin_, until,
-                     [&] { return (spun = q_.try_receive(spin_buf_)).has_value(); })) {
+        if (spin_.run(until, [&] { return (spun = q_.try_receive(spin_buf_)).has_value(); })) {
             std::swap(out.payload, spin_buf_);
             out.tag = static_cast<long>(*spun);
             return io_status::ok;
@@ -84,7 +83,7 @@ class mq_channel final : public channel {
     std::string name_;
     unsigned priority_;
     std::size_t max_ = 0;
-    std::chrono::nanoseconds spin_{0};
+    adaptive_spin spin_;
     std::string spin_buf_;
 };
 

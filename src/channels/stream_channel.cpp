@@ -391,7 +391,7 @@ stream_channel::stream_channel(std::string name, unique_fd read_fd, unique_fd wr
     try_read_ = try_read_method_for(read_kind_);
     if (options_.make_nonblocking) {
         if (options_.spin.count() > 0 && read_fd_ >= 0 && spinning_can_help())
-            spin_ = options_.spin;
+            spin_ = adaptive_spin(options_.spin);
         // The read end blocks: a receive without deadline is then one read(2),
         // and one with a deadline polls first (or waits under SO_RCVTIMEO); a
         // spinning receive tries it without waiting first (try_read_method).
@@ -413,7 +413,7 @@ stream_channel::stream_channel(std::string name, unique_fd fd, const stream_opti
 
 io_outcome stream_channel::read_v(std::span<const ::iovec> bufs, const deadline& until,
                                   std::size_t& got) {
-    if (spin_for(spin_, until, [&] {
+    if (spin_.run(until, [&] {
             auto n = read_now_v(read_fd_, bufs, try_read_, name_);
             if (n) got = *n;
             return n.has_value();

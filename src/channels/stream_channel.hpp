@@ -217,7 +217,7 @@ class stream_channel final : public channel {
     int write_fd_ = -1;
     fd_kind read_kind_ = fd_kind::unknown;
     fd_kind write_kind_ = fd_kind::unknown;
-    std::chrono::nanoseconds spin_{0};  // options_.spin where spinning is possible
+    adaptive_spin spin_;  // options_.spin where spinning is possible
     try_read_method try_read_ = try_read_method::poll_then_read;
     socket_timeouts timeouts_;  // what SO_RCVTIMEO / SO_SNDTIMEO the socket has now
     // Socket timeouts are set only on descriptors whose modes the channel

@@ -123,27 +123,52 @@ bool spinning_can_help() noexcept;
 /// slice a sleeping reader gives up.
 inline constexpr std::chrono::nanoseconds default_read_spin = std::chrono::microseconds(10);
 
-/// Calls attempt() (true: done) until it succeeds or `spin` has passed (never
-/// past `until`), pausing a little between calls so that a reader trying an
-/// empty pipe does not keep its lock from the writer. False if nothing came.
-template <class Attempt>
-bool spin_for(std::chrono::nanoseconds spin, const deadline& until, Attempt&& attempt) {
-    if (spin.count() <= 0 || until.expired()) return false;
-    using clock = std::chrono::steady_clock;
-    constexpr std::chrono::nanoseconds gap{250};
-    const auto start = clock::now();
-    const auto stop = until.is_never() ? start + spin : std::min(start + spin, until.when());
-    for (;;) {
-        if (attempt()) return true;
-        const auto t = clock::now();
-        if (t >= stop) return false;
-        while (clock::now() < t + gap) {
+/// Busy-polling before a receive sleeps, that backs off where it does not
+/// pay: run() calls attempt() (true: done) until it succeeds or the budget
+/// has passed (never past `until`), pausing 250 ns between calls so that a
+/// reader trying an empty pipe does not keep its lock from the writer. After
+/// four spins in a row that found nothing (an idle channel, or a peer that
+/// the scheduler put on this very CPU, where spinning only delays it), only
+/// one receive in 64 spins, until a spin finds something again.
+class adaptive_spin {
+  public:
+    adaptive_spin() = default;
+    explicit adaptive_spin(std::chrono::nanoseconds budget) noexcept : budget_(budget) {}
+    bool enabled() const noexcept { return budget_.count() > 0; }
+
+    template <class Attempt>
+    bool run(const deadline& until, Attempt&& attempt) {
+        if (!enabled() || until.expired()) return false;
+        if (misses_ >= kMissesBeforeBackoff && (++skipped_ % kRetryEvery) != 0) return false;
+        using clock = std::chrono::steady_clock;
+        constexpr std::chrono::nanoseconds gap{250};
+        const auto start = clock::now();
+        const auto stop =
+            until.is_never() ? start + budget_ : std::min(start + budget_, until.when());
+        for (;;) {
+            if (attempt()) {
+                misses_ = 0;
+                return true;
+            }
+            const auto t = clock::now();
+            if (t >= stop) break;
+            while (clock::now() < t + gap) {
 #if defined(__x86_64__) || defined(__i386__)
-            __builtin_ia32_pause();
+                __builtin_ia32_pause();
 #endif
+            }
         }
+        if (misses_ < kMissesBeforeBackoff) ++misses_;
+        return false;
     }
-}
+
+  private:
+    static constexpr unsigned kMissesBeforeBackoff = 4;
+    static constexpr unsigned kRetryEvery = 64;
+    std::chrono::nanoseconds budget_{0};
+    unsigned misses_ = 0;
+    unsigned skipped_ = 0;
+};
 
 /// A kernel setting from /proc (e.g. "/proc/sys/kernel/msgmni"); -1 when it
 /// cannot be read.

@@ -456,3 +456,61 @@ TEST(Syscall, SigpipeGuardRestoresTheMask) {
     pthread_sigmask(SIG_BLOCK, nullptr, &after);
     EXPECT_FALSE(sigismember(&after, SIGPIPE));
 }
+
+// ---- adaptive_spin -------------------------------------------------------------------------
+
+TEST(AdaptiveSpin, OffImmediateOrSucceeding) {
+    int calls = 0;
+    auto never_there = [&] {
+        ++calls;
+        return false;
+    };
+    ipckit::detail::adaptive_spin off;
+    EXPECT_FALSE(off.run(deadline::never(), never_there));
+    EXPECT_EQ(calls, 0);
+
+    ipckit::detail::adaptive_spin spin(std::chrono::milliseconds(100));
+    EXPECT_FALSE(spin.run(deadline::immediate(), never_there)) << "a try must not spin";
+    EXPECT_EQ(calls, 0);
+    EXPECT_TRUE(spin.run(deadline::never(), [&] { return ++calls == 3; }));
+    EXPECT_EQ(calls, 3);
+}
+
+// Four spins in a row that find nothing: then only every 64th receive
+// spins, until one finds something again.
+TEST(AdaptiveSpin, BacksOffAfterFourMissesAndRecoversOnAHit) {
+    ipckit::detail::adaptive_spin spin(std::chrono::microseconds(20));
+    int calls = 0;
+    auto never_there = [&] {
+        ++calls;
+        return false;
+    };
+    for (int i = 0; i < 4; ++i) {
+        calls = 0;
+        EXPECT_FALSE(spin.run(deadline::never(), never_there));
+        EXPECT_GE(calls, 1) << "spin " << i;
+    }
+    int spun = 0;
+    for (int i = 0; i < 64; ++i) {
+        calls = 0;
+        EXPECT_FALSE(spin.run(deadline::never(), never_there));
+        if (calls > 0) ++spun;
+    }
+    EXPECT_EQ(spun, 1) << "one receive in 64 still spins";
+    // The next one that spins finds something: spinning resumes for all.
+    bool hit = false;
+    for (int i = 0; i < 64 && !hit; ++i)
+        hit = spin.run(deadline::never(), [] { return true; });
+    ASSERT_TRUE(hit);
+    calls = 0;
+    EXPECT_FALSE(spin.run(deadline::never(), never_there));
+    EXPECT_GE(calls, 1);
+}
+
+// The budget ends the spin, and so does an earlier deadline.
+TEST(AdaptiveSpin, NeverOutlastsTheDeadline) {
+    ipckit::detail::adaptive_spin spin(std::chrono::seconds(1));
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_FALSE(spin.run(deadline::after(std::chrono::milliseconds(20)), [] { return false; }));
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(900));
+}
