@@ -52,6 +52,36 @@ struct peer_ops {
     void (*teardown)(void);
 };
 
+/* The objects setup() made are removed by the process that made them
+ * however it ends: normally (pd_run), through pd_die/exit (atexit), or on
+ * SIGALRM/SIGTERM/SIGINT (the teardowns only unlink, msgctl or mq_unlink:
+ * system calls, safe in a handler). Only SIGKILL leaves them behind. */
+static void (*pd_teardown)(void);
+static pid_t pd_owner;
+
+static void pd_cleanup(void) {
+    if (pd_teardown && getpid() == pd_owner) {
+        void (*t)(void) = pd_teardown;
+        pd_teardown = NULL;
+        t();
+    }
+}
+
+static void pd_on_signal(int sig) {
+    pd_cleanup();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void pd_guard_teardown(void (*teardown)(void)) {
+    pd_teardown = teardown;
+    pd_owner = getpid();
+    atexit(pd_cleanup);
+    signal(SIGALRM, pd_on_signal);
+    signal(SIGTERM, pd_on_signal);
+    signal(SIGINT, pd_on_signal);
+}
+
 static void pd_die(const char* what) {
     fprintf(stderr, "%s: %s\n", what, strerror(errno));
     exit(1);
@@ -144,12 +174,13 @@ static int pd_run(const struct peer_ops* ops, int argc, char** argv) {
         return 0;
     }
     signal(SIGPIPE, SIG_IGN);
+    pd_guard_teardown(ops->teardown);
     alarm(300); /* never outlive a wedged run */
     if (ops->setup(size) != 0) {
         if (errno == EMSGSIZE || errno == EINVAL) {
             printf("{\"skipped\":\"%s cannot carry %zu-byte messages here: %s\"}\n", ops->name,
                    size, strerror(errno));
-            if (ops->teardown) ops->teardown();
+            pd_cleanup();
             return 0;
         }
         pd_die("setup");
@@ -263,7 +294,7 @@ static int pd_run(const struct peer_ops* ops, int argc, char** argv) {
     int ws = 0;
     while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
     }
-    if (ops->teardown) ops->teardown();
+    pd_cleanup();
     free(buf);
     for (unsigned b = 0; b < BP_BODIES; ++b)
         free(bodies[b]);
