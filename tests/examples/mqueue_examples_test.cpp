@@ -1,5 +1,6 @@
 // Runs the lecture's message queue programs (POSIX and System V server +
 // clients) as real processes and checks every client got its own answers.
+#include <fcntl.h>
 #include <mqueue.h>
 #include <unistd.h>
 
@@ -88,9 +89,16 @@ TEST(MqueueExamples, SecondPosixServerLeavesTheFirstOnesQueueAlone) {
     spawn_options so;
     so.out = stdio_mode::pipe;
     auto first = spawn({example("mq_server"), server_name, "1"}, so);
-    // Wait until the first server has created its queue.
+    // Wait until the first server has created its queue (asked of mq_open:
+    // /dev/mqueue is not mounted everywhere).
+    auto queue_exists = [&] {
+        mqd_t q = ::mq_open(server_name.c_str(), O_RDONLY | O_CLOEXEC);
+        if (q == static_cast<mqd_t>(-1)) return false;
+        ::mq_close(q);
+        return true;
+    };
     for (auto until = std::chrono::steady_clock::now() + 10s;
-         !std::ifstream("/dev/mqueue" + server_name) && std::chrono::steady_clock::now() < until;)
+         !queue_exists() && std::chrono::steady_clock::now() < until;)
         std::this_thread::sleep_for(10ms);
     auto second = run({example("mq_server"), server_name, "1"}, {}, deadline::after(20s));
     EXPECT_EQ(second.status.code, 1) << second.status.describe();
