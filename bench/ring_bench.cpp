@@ -230,9 +230,14 @@ class ratio_reporter : public benchmark::ConsoleReporter {
   public:
     std::map<std::string, double> ns;
     void ReportRuns(const std::vector<Run>& runs) override {
-        for (const auto& r : runs)
+        // One figure per benchmark: the single run, or with
+        // --benchmark_repetitions the median (aggregates come after the runs).
+        for (const auto& r : runs) {
             if (r.run_type == Run::RT_Iteration && r.iterations > 0)
-                ns[r.benchmark_name()] = r.GetAdjustedRealTime();
+                ns[r.run_name.str()] = r.GetAdjustedRealTime();
+            else if (r.run_type == Run::RT_Aggregate && r.aggregate_name == "median")
+                ns[r.run_name.str()] = r.GetAdjustedRealTime();
+        }
         ConsoleReporter::ReportRuns(runs);
     }
 };
@@ -257,7 +262,7 @@ int main(int argc, char** argv) {
     const double tp64k = find(rep.ns, "RingThroughput/65536/");
     const double mc64k = find(rep.ns, "Memcpy/65536");
     const double ho64k = find(rep.ns, "HandoffFloor/65536/");
-    std::printf("\nratios (same run):\n");
+    std::printf("\nratios (same run; the medians with --benchmark_repetitions):\n");
     if (floor_rtt > 0 && busy64 > 0)
         std::printf(
             "  busy-poll 64 B one-way (rtt/2) %.1f ns vs ping-pong floor %.1f ns: %.2fx (target <= "
